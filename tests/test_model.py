@@ -1,0 +1,156 @@
+"""The Flax model: structure from the spec, dtypes, train/eval behaviour, init, features."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import traverse_util
+
+from tinynet_jax import count_params, create_model, model_spec
+from tinynet_jax.costs import conv_output_size
+from tinynet_jax.spec import ZOO
+
+RANDOM_POINTS = [dict(r=0.31, d=0.27, w=0.23), dict(r=0.55, d=1.37, w=0.81),
+                 dict(r=0.62, d=0.43, w=1.3, rules="efficientnet"), dict(r=0.4, d=0.77, w=0.35, rules="efficientnet")]
+
+
+def _init(spec, num_classes=1000, **kwargs):
+  model = create_model(spec, num_classes, **kwargs)
+  x = jnp.zeros((2, spec.resolution, spec.resolution, 3))
+  return model, jax.jit(model.init)(jax.random.key(0), x)
+
+
+@pytest.fixture(scope="module")
+def small():
+  """One small initialised network shared by the tests below (init compiles slowly on XLA:CPU)."""
+  spec = model_spec(r=0.3, d=0.5, w=0.25)  # 67 px, 11 blocks
+  model, variables = _init(spec, num_classes=10)
+  return spec, model, variables
+
+
+def _apply(model, variables, x, **kwargs):
+  """Jitted apply (eager op-by-op dispatch is slow on CPU); train mode returns (out, batch_stats)."""
+  if kwargs.get("train"):
+    kwargs["mutable"] = ["batch_stats"]
+  rngs = kwargs.pop("rngs", None)
+  return jax.jit(lambda v, x, rngs: model.apply(v, x, rngs=rngs, **kwargs))(variables, x, rngs)
+
+
+@pytest.mark.parametrize("spec", [model_spec(n) for n in ZOO] + [model_spec(**p) for p in RANDOM_POINTS],
+                         ids=lambda s: s.label)
+def test_param_count_equals_the_counter(spec):
+  model = create_model(spec)
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+  assert sum(x.size for x in jax.tree.leaves(variables["params"])) == count_params(spec)
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(variables))
+
+
+def test_forward_shapes_and_features(small):
+  spec, model, variables = small
+  x = jax.random.normal(jax.random.key(1), (2, spec.resolution, spec.resolution, 3))
+  logits, features = _apply(model, variables, x, return_features=True)
+  assert logits.shape == (2, 10) and logits.dtype == jnp.float32
+  size = conv_output_size(spec.resolution, 3, 2)
+  assert features["stem"].shape == (2, size, size, spec.stem_channels)
+  for index, stage in enumerate(spec.stages):
+    for block in stage:
+      size = conv_output_size(size, block.kernel, block.stride)
+    assert features[f"stage{index}"].shape == (2, size, size, stage[-1].out_channels)
+  assert features["head"].shape == (2, size, size, spec.head_channels)
+  np.testing.assert_allclose(features["pooled"], features["head"].mean((1, 2)), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(_apply(model, variables, x), logits)
+
+
+def test_headless_model_returns_pooled_features(small):
+  spec, model, variables = small
+  headless = create_model(spec, num_classes=0)
+  assert "classifier" not in jax.eval_shape(headless.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+  x = jax.random.normal(jax.random.key(5), (2, spec.resolution, spec.resolution, 3))
+  trunk = {"params": {k: v for k, v in variables["params"].items() if k != "classifier"},
+           "batch_stats": variables["batch_stats"]}
+  out = _apply(headless, trunk, x)
+  assert out.shape == (2, spec.head_channels)
+  np.testing.assert_allclose(out, _apply(model, variables, x, return_features=True)[1]["pooled"], rtol=1e-6)
+
+
+def test_bfloat16_compute_keeps_float32_params_and_logits(small):
+  spec, _, variables = small
+  x = jax.random.normal(jax.random.key(2), (2, spec.resolution, spec.resolution, 3))
+  f32 = _apply(create_model(spec, 10), variables, x)
+  bf16_model = create_model(spec, 10, dtype=jnp.bfloat16)
+  assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(
+      jax.eval_shape(lambda: bf16_model.init(jax.random.key(0), x))))
+  bf16, state = _apply(bf16_model, variables, x, train=True)
+  assert bf16.dtype == jnp.float32
+  assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(state))
+  out = _apply(bf16_model, variables, x)
+  np.testing.assert_allclose(out, f32, atol=0.1 * float(jnp.abs(f32).max()) + 0.05)
+
+
+def test_train_mode_updates_batch_stats_with_pytorch_momentum(small):
+  spec, model, variables = small
+  x = 3.0 + jax.random.normal(jax.random.key(3), (4, spec.resolution, spec.resolution, 3))
+  _, state = _apply(model, variables, x, train=True)
+  # The stem conv has no bias and BN starts at mean 0: new mean = 0.1 * batch mean (PyTorch momentum 0.1).
+  stem = model.apply(variables, x, method=lambda m, x: jax.lax.conv_general_dilated(
+      x, m.variables["params"]["conv_stem"]["kernel"], (2, 2), ((1, 1), (1, 1)),
+      dimension_numbers=("NHWC", "HWIO", "NHWC")))
+  np.testing.assert_allclose(state["batch_stats"]["bn1"]["mean"], 0.1 * stem.mean((0, 1, 2)), rtol=1e-4,
+                             atol=1e-5)
+
+
+def test_dropout_and_drop_path_only_in_training(small):
+  spec, _, variables = small
+  model = create_model(spec, 10, drop_rate=0.5, drop_path_rate=0.5)
+  x = jax.random.normal(jax.random.key(4), (2, spec.resolution, spec.resolution, 3))
+  assert np.array_equal(_apply(model, variables, x), _apply(model, variables, x))
+  train = jax.jit(lambda seed: model.apply(variables, x, train=True, mutable=["batch_stats"],
+                                           rngs={"dropout": jax.random.key(seed)})[0])
+  assert not np.allclose(train(0), train(1))
+  assert np.array_equal(train(0), train(0))
+  plain = _apply(create_model(spec, 10), variables, x, train=True)[0]  # no rng needed without dropout
+  assert np.isfinite(plain).all() and not np.allclose(plain, train(0))
+
+
+def test_drop_path_rate_rises_linearly():
+  import flax.linen as nn
+  from tinynet_jax.models import Block
+
+  spec = model_spec("tinynet_e")
+  model = create_model(spec, drop_path_rate=0.2)
+  rates = []
+
+  def record(next_fun, args, kwargs, context):
+    if isinstance(context.module, Block) and context.method_name == "__call__":
+      rates.append(context.module.drop_path_rate)
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(record):
+    jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+  total = len(spec.blocks)
+  assert rates == pytest.approx([0.2 * i / total for i in range(total)])
+
+
+def test_init_follows_timm_goog_init():
+  from tinynet_jax.models import Block
+  from tinynet_jax.models.layers import dense_kernel_init
+
+  block = model_spec("tinynet_e").stages[5][0]  # ir k5, 56 -> 96, mid 336
+  x = jnp.zeros((1, 8, 8, block.in_channels))
+  params = jax.jit(lambda: Block(block).init(jax.random.key(0), x)["params"])()
+  flat = traverse_util.flatten_dict(params, sep="/")
+  # 5x5 depthwise: fan_out = k*k = 25 (Flax's variance_scaling would use k*k*C).
+  assert np.std(flat["conv_dw/kernel"]) == pytest.approx(math.sqrt(2 / 25), rel=0.05)
+  assert np.std(flat["conv_pwl/kernel"]) == pytest.approx(math.sqrt(2 / block.out_channels), rel=0.05)
+  assert np.std(flat["se/conv_reduce/kernel"]) == pytest.approx(math.sqrt(2 / block.se_channels), rel=0.1)
+  assert not np.any(flat["se/conv_reduce/bias"]) and np.all(flat["bn2/scale"] == 1)
+  fc = dense_kernel_init(jax.random.key(1), (1280, 1000))  # U(+-1/sqrt(fan_out))
+  assert 0.99 / math.sqrt(1000) < np.abs(fc).max() <= 1 / math.sqrt(1000)
+
+
+def test_create_model_rejects_bad_arguments():
+  with pytest.raises(TypeError):
+    create_model("tinynet_a")
+  with pytest.raises(ValueError):
+    create_model(model_spec("tinynet_a"), num_classes=-1)
