@@ -154,3 +154,20 @@ def test_create_model_rejects_bad_arguments():
     create_model("tinynet_a")
   with pytest.raises(ValueError):
     create_model(model_spec("tinynet_a"), num_classes=-1)
+
+
+def test_bn_axis_name_syncs_statistics_across_replicas(small):
+  spec, _, variables = small
+  synced = create_model(spec, 10, bn_axis_name="replicas")
+  x = jax.random.normal(jax.random.key(6), (4, spec.resolution, spec.resolution, 3))
+  x = x + jnp.arange(4.0)[:, None, None, None]  # replicas see different data
+  per_replica = lambda model: jax.jit(jax.vmap(  # noqa: E731
+      lambda xs: model.apply(variables, xs, train=True, mutable=["batch_stats"])[1],
+      axis_name="replicas"))(x.reshape(2, 2, *x.shape[1:]))
+  full_batch = _apply(create_model(spec, 10), variables, x, train=True)[1]
+  synced_stats = per_replica(synced)
+  local_stats = per_replica(create_model(spec, 10))
+  mean = lambda tree: tree["batch_stats"]["bn1"]["mean"]  # noqa: E731
+  np.testing.assert_allclose(mean(synced_stats)[0], mean(full_batch), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(mean(synced_stats)[1], mean(full_batch), rtol=1e-5, atol=1e-6)
+  assert not np.allclose(mean(local_stats)[0], mean(local_stats)[1])

@@ -19,16 +19,6 @@ class ArgumentParser(argparse.ArgumentParser):
     self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
 
 
-def positive_float(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-  if not math.isfinite(value) or value <= 0:
-    raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-  return value
-
-
 def finite_float(text: str) -> float:
   try:
     value = float(text)
@@ -36,6 +26,16 @@ def finite_float(text: str) -> float:
     raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
   if not math.isfinite(value):
     raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+  return value
+
+
+def positive_float(text: str) -> float:
+  try:
+    value = finite_float(text)
+  except argparse.ArgumentTypeError:
+    value = None
+  if value is None or value <= 0:
+    raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
   return value
 
 

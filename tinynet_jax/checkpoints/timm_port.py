@@ -33,26 +33,21 @@ def timm_key(path: tuple[str, ...]) -> str:
   return ".".join(names + [_LEAF_NAMES[(collection, leaf)]])
 
 
+# PyTorch layout -> ours: conv (O, I, kh, kw) -> (kh, kw, I, O); linear (O, I) -> (I, O).
+_TO_FLAX = {4: (2, 3, 1, 0), 2: (1, 0)}
+_TO_TORCH = {ndim: tuple(np.argsort(perm)) for ndim, perm in _TO_FLAX.items()}
+
+
 def _to_flax(array: np.ndarray) -> np.ndarray:
-  if array.ndim == 4:
-    return array.transpose(2, 3, 1, 0)
-  if array.ndim == 2:
-    return array.T
-  return array
+  return array.transpose(_TO_FLAX[array.ndim]) if array.ndim in _TO_FLAX else array
 
 
 def _to_torch(array: np.ndarray) -> np.ndarray:
-  if array.ndim == 4:
-    return array.transpose(3, 2, 0, 1)
-  if array.ndim == 2:
-    return array.T
-  return array
+  return array.transpose(_TO_TORCH[array.ndim]) if array.ndim in _TO_TORCH else array
 
 
 def _torch_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-  if len(shape) == 4:
-    return (shape[3], shape[2], shape[0], shape[1])
-  return tuple(reversed(shape)) if len(shape) == 2 else shape
+  return tuple(shape[i] for i in _TO_TORCH[len(shape)]) if len(shape) in _TO_TORCH else tuple(shape)
 
 
 def import_state_dict(state_dict: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,31 @@
+"""The README's claims that are numbers: its zoo table must be what `python -m tinynet_jax.flops` prints."""
+import os
+import re
+
+from tinynet_jax.flops import zoo_rows
+
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+
+
+def test_readme_zoo_table_matches_the_counters():
+  text = open(README).read()
+  table = {}
+  for line in text.splitlines():
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    if len(cells) == 11 and re.fullmatch(r"(tinynet|efficientnet)_[\w-]+", cells[0]):
+      table[cells[0]] = cells
+  rows = zoo_rows()
+  assert set(table) == {row["model"] for row in rows}
+  for row in rows:
+    cells = table[row["model"]]
+    assert cells[5] == str(row["resolution"])
+    assert cells[6] == f"{row['params']:,}"
+    assert cells[7] == f"{row['macs'] / 1e6:.1f}M"
+
+
+def test_readme_quickstart_commands_are_what_ci_runs():
+  text = open(README).read()
+  ci = open(os.path.join(os.path.dirname(README), ".ci", "run")).read()
+  test_command = "pip install -r requirements.txt && python -m pytest -q"
+  assert test_command in text and test_command in ci
+  assert "pip install -e . && python -m tinynet_jax.flops" in text
