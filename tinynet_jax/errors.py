@@ -15,3 +15,11 @@ class SpecError(TinynetError, ValueError):
 
 class CheckpointError(TinynetError):
   """A checkpoint that is missing, unreadable, or does not match the model."""
+
+
+class DataError(TinynetError):
+  """A dataset that is unknown, not prepared, or asked for in a way it cannot serve."""
+
+
+class ConfigError(TinynetError, ValueError):
+  """A configuration field that is unknown, misspelled or out of range."""
