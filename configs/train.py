@@ -1,0 +1,57 @@
+r"""Train one network with the paper's recipe (or timm's RandAugment one).
+
+    python -m tinynet_jax.main --workdir=runs/tinynet_a \
+        --config=configs/train.py:model=tinynet_a,dataset=imagenet2012,recipe=paper
+    python -m tinynet_jax.main --workdir=runs/x --config=configs/train.py:r=0.7,d=0.9,w=0.6,dataset=imagenet100
+    python -m tinynet_jax.main --workdir=/tmp/digits --config=configs/train.py:model=tinynet_e,dataset=digits,runlocal
+
+Arguments (after ':'): model (zoo name) or r/d/w [rules], dataset, recipe (paper | ra), runlocal (a short run
+with small batches for a laptop). Any field can then be overridden with --config.field=value.
+
+Recipes (tinynet.md §4): `paper` = the official MindSpore trainer (RMSProp TF-style, lr 0.048 per 1024
+images, 3 warmup epochs, x0.97 every 2.4 epochs, 450 epochs, wd 1e-5, smoothing 0.1, EMA 0.9999, dropout 0.2,
+drop path 0 / 0.1 for TinyNet-B); `ra` = timm's rand-m9-mstd0.5 + random erasing 0.2 + drop path 0.2
+("TinyNet-A + RA 77.7%"). Expected ImageNet top-1 (EMA, 450 epochs): A 76.8 (77.7 with ra), B 75.0,
+C 71.2, D 67.0, E 59.9.
+"""
+from tinynet_jax.train.config import apply_recipe, base_config, parse_arg
+
+# The 8x8 digits fill their frame: a crop cuts the strokes that define the class (with crops of 35-100% of the
+# area a small net reaches 27% train accuracy in 150 steps where uncropped it reaches 88%), and flips turn
+# digits into other glyphs. So digits train and evaluate on whole, unflipped images at a reduced base resolution.
+DATASET_OVERRIDES = {
+    "digits": dict(base_resolution=64, eval_crop_pct=1.0,
+                   augment=dict(flip=False, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), color_jitter=0.0)),
+}
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, model="tinynet_a", r=0.0, d=0.0, w=0.0, rules="tinynet", dataset="imagenet2012",
+                  recipe="paper", runlocal=False)
+  config = base_config()
+  apply_recipe(config, arg.recipe, model=arg.model)
+  config.rules = arg.rules
+  if arg.r or arg.d or arg.w:
+    config.model = ""
+    config.r, config.d, config.w = arg.r or 1.0, arg.d or 1.0, arg.w or 1.0
+  else:
+    config.model = arg.model
+  config.dataset = arg.dataset
+  for key, value in DATASET_OVERRIDES.get(arg.dataset, {}).items():
+    if key == "augment":
+      config.augment.update(value)
+    else:
+      config[key] = value
+  if arg.runlocal:
+    config.batch_size = 64
+    # A short schedule that converges: on digits a 0.77M-param net reaches 96% val top-1 in 200 steps (9 epochs)
+    # with x0.85 per epoch, where the paper's x0.97 per 2.4 epochs leaves the LR too high and val top-1 noisy.
+    config.num_epochs = 12.0
+    config.warmup_epochs = 1.0
+    config.decay_epochs = 1.0
+    config.decay_rate = 0.85
+    config.log_every_steps = 20
+    config.checkpoint_every_steps = 100
+    config.ema_decay = 0.998
+    config.ema_warmup = True  # a short run: decay min(0.998, (1 + t) / (10 + t))
+  return config

@@ -1,0 +1,126 @@
+"""The optimizer, schedule and the data-parallel train/eval steps (8 fake CPU devices, see conftest.py)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tinynet_jax as tj
+from tinynet_jax.train import parallel, steps
+from tinynet_jax.train.optim import decay_mask, lr_at_epoch, rmsprop_tf, step_decay_schedule
+from tinynet_jax.train.state import create_state
+
+SPEC = tj.model_spec(r=0.15, d=0.3, w=0.25)  # 33 px, 7 blocks
+
+
+def test_eight_devices():
+  assert jax.device_count() == 8
+
+
+def test_rmsprop_tf_equals_timm_rmsproptf():
+  torch = pytest.importorskip("torch")
+  from timm.optim import RMSpropTF
+  rng = np.random.RandomState(0)
+  init = {"w": rng.randn(4, 3).astype(np.float32), "b": rng.randn(3).astype(np.float32)}
+  tx = rmsprop_tf(0.01, decay=0.9, momentum=0.9, eps=1e-3, weight_decay=1e-2)
+  params = jax.tree.map(jnp.asarray, init)
+  opt_state = tx.init(params)
+  theirs = {k: torch.tensor(v, requires_grad=True) for k, v in init.items()}
+  # timm's add_weight_decay: no decay on 1-D tensors, as our decay_mask.
+  opt = RMSpropTF([{"params": [theirs["w"]], "weight_decay": 1e-2}, {"params": [theirs["b"]], "weight_decay": 0}],
+                  lr=0.01, alpha=0.9, eps=1e-3, momentum=0.9)
+  for _ in range(6):
+    grads = {k: rng.randn(*v.shape).astype(np.float32) for k, v in init.items()}
+    updates, opt_state = tx.update(jax.tree.map(jnp.asarray, grads), opt_state, params)
+    params = jax.tree.map(lambda p, u: p + u, params, updates)
+    for key, tensor in theirs.items():
+      tensor.grad = torch.tensor(grads[key])
+    opt.step()
+  for key in init:
+    np.testing.assert_allclose(params[key], theirs[key].detach().numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_weight_decay_skips_one_dimensional_params():
+  mask = decay_mask({"conv": {"kernel": jnp.ones((3, 3, 4, 8)), "bias": jnp.ones(8)}, "bn": {"scale": jnp.ones(8)}})
+  assert mask == {"conv": {"kernel": True, "bias": False}, "bn": {"scale": False}}
+
+
+def test_schedule_matches_the_recipe_per_epoch():
+  # MindSpore utils.get_lr / timm StepLRScheduler: 1e-6 + e*(lr-1e-6)/3 for e < 3, then lr*0.97**floor(e/2.4).
+  lr = 0.048
+  expected = {0: 1e-6, 1: 1e-6 + (lr - 1e-6) / 3, 2: 1e-6 + 2 * (lr - 1e-6) / 3, 3: lr * 0.97, 4: lr * 0.97,
+              5: lr * 0.97 ** 2, 7: lr * 0.97 ** 2, 8: lr * 0.97 ** 3, 449: lr * 0.97 ** 187}
+  kwargs = dict(base_lr=lr, warmup_epochs=3, warmup_lr=1e-6, decay_epochs=2.4, decay_rate=0.97)
+  schedule = step_decay_schedule(steps_per_epoch=10, **kwargs)
+  for epoch, value in expected.items():
+    assert lr_at_epoch(epoch, **kwargs) == pytest.approx(value, rel=1e-9)
+    for step in (10 * epoch, 10 * epoch + 9):  # constant within an epoch
+      assert float(schedule(step)) == pytest.approx(value, rel=1e-5)
+
+
+def test_label_smoothing_forms():
+  labels = jnp.array([1])
+  exclusive = steps.smooth_labels(labels, 5, 0.1, exclusive=True)
+  np.testing.assert_allclose(exclusive, [[0.025, 0.9, 0.025, 0.025, 0.025]], rtol=1e-6)
+  timm_form = steps.smooth_labels(labels, 5, 0.1, exclusive=False)
+  np.testing.assert_allclose(timm_form, [[0.02, 0.92, 0.02, 0.02, 0.02]], rtol=1e-6)
+
+
+def _train(num_devices, sync_bn, num_steps=3):
+  mesh = jax.make_mesh((num_devices,), (steps.AXIS,), axis_types=(jax.sharding.AxisType.Explicit,),
+                       devices=jax.devices()[:num_devices])
+  # No dropout: its masks are drawn per replica, so they depend on the device layout.
+  model = tj.create_model(SPEC, 10, bn_axis_name=steps.AXIS if sync_bn else None)
+  tx = rmsprop_tf(0.01, weight_decay=1e-5)
+  variables = jax.jit(tj.create_model(SPEC, 10).init)(jax.random.key(0), jnp.zeros((1, 33, 33, 3)))
+  state = parallel.replicate(mesh, create_state(variables, tx))
+  step = parallel.shard_step(steps.train_step, mesh, donate_state=True, model=model, tx=tx,
+                             rng=jax.random.key(1), num_classes=10, label_smoothing=0.1,
+                             exclusive_smoothing=True, ema_decay=0.9)
+  rng = np.random.RandomState(0)
+  for _ in range(num_steps):
+    batch = {"image": rng.randn(16, 33, 33, 3).astype(np.float32),
+             "label": rng.randint(0, 10, 16).astype(np.int32)}
+    state, metrics = step(state, parallel.global_batch(mesh, batch))
+  return jax.tree.map(np.asarray, state), {k: float(v) for k, v in metrics.compute().items()}
+
+
+@pytest.fixture(scope="module")
+def one_device():
+  return _train(1, sync_bn=True)
+
+
+def test_sharded_step_equals_single_device_step_with_cross_replica_bn(one_device):
+  single, single_metrics = one_device
+  sharded, sharded_metrics = _train(8, sync_bn=True)
+  assert int(sharded.step) == 3
+  for ours, theirs in zip(jax.tree.leaves(sharded), jax.tree.leaves(single)):
+    np.testing.assert_allclose(ours, theirs, rtol=2e-5, atol=2e-6)
+  assert sharded_metrics == pytest.approx(single_metrics, rel=1e-5)
+
+
+def test_per_replica_bn_differs_but_stays_replicated(one_device):
+  single, _ = one_device
+  local, _ = _train(8, sync_bn=False)
+  bn_mean = lambda s: s.batch_stats["bn1"]["mean"]  # noqa: E731
+  assert not np.allclose(bn_mean(local), bn_mean(single), rtol=1e-3)
+  assert np.isfinite(bn_mean(local)).all()
+
+
+def test_eval_step_counts_masked_examples_once():
+  mesh = parallel.make_mesh()
+  model = tj.create_model(SPEC, 10)
+  variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 33, 33, 3)))
+  state = parallel.replicate(mesh, create_state(variables, rmsprop_tf(0.01)))
+  evaluate = parallel.shard_step(steps.eval_step, mesh, donate_state=False, model=model, num_classes=10)
+  rng = np.random.RandomState(0)
+  images = rng.randn(16, 33, 33, 3).astype(np.float32)
+  labels = rng.randint(0, 10, 16).astype(np.int32)
+  mask = np.array([1.0] * 11 + [0.0] * 5, np.float32)
+  metrics = evaluate(state, parallel.global_batch(mesh, {"image": images, "label": labels, "mask": mask}))
+  logits = np.asarray(jax.jit(model.apply)(variables, images))
+  top1 = (logits.argmax(-1) == labels)[:11].mean()
+  top5 = np.any(np.argsort(-logits, -1)[:, :5] == labels[:, None], -1)[:11].mean()
+  result = metrics.compute()
+  assert float(metrics.top1.count) == 11
+  assert float(result["top1"]) == pytest.approx(top1) and float(result["top5"]) == pytest.approx(top5)
+  assert float(result["ema_top1"]) == pytest.approx(top1)  # EMA starts equal to the params

@@ -1,0 +1,156 @@
+"""Training configuration: defaults, the paper's recipes as presets, the config-arg parser, validation.
+
+Config files in ``configs/`` build on `base_config()`; see ``configs/train.py``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import ml_collections
+from ml_collections import config_dict
+
+from tinynet_jax.errors import ConfigError
+from tinynet_jax.spec import ModelSpec, model_spec
+
+# The official MindSpore TinyNet recipe (tinynet.md §4.1): RMSProp (TF semantics), lr 0.048 per 1024 images,
+# 3 warmup epochs from 1e-6, x0.97 every 2.4 epochs, 450 epochs, wd 1e-5 (not on 1-D params), label smoothing
+# 0.1 (MindSpore form), EMA 0.9999, dropout 0.2, drop path 0 (0.1 for TinyNet-B), crop + flip + color jitter.
+PAPER = dict(
+    optimizer="rmsprop_tf", lr_per_1024=0.048, momentum=0.9, rms_decay=0.9, opt_eps=1e-3, weight_decay=1e-5,
+    warmup_epochs=3.0, warmup_lr=1e-6, decay_epochs=2.4, decay_rate=0.97, num_epochs=450.0,
+    label_smoothing=0.1, exclusive_smoothing=True, ema_decay=0.9999, ema_warmup=False, drop_rate=0.2,
+    drop_path_rate=0.0,
+    augment=dict(crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3), flip=True, color_jitter=0.4,
+                 randaugment="", random_erasing=0.0, interpolation="bicubic"),
+)
+# timm's RandAugment recipe behind "TinyNet-A + RA 77.7%" (tinynet.md §4.2): rand-m9-mstd0.5, random erasing
+# 0.2 (pixel mode), drop path 0.2, timm-style label smoothing, random interpolation, no color jitter.
+RA = dict(PAPER, drop_path_rate=0.2, exclusive_smoothing=False,
+          augment=dict(PAPER["augment"], color_jitter=0.0, randaugment="rand-m9-mstd0.5", random_erasing=0.2,
+                       interpolation="random"))
+RECIPES = {"paper": PAPER, "ra": RA}
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+  """``'model=tinynet_a,dataset=digits,runlocal'`` -> ConfigDict, typed by `defaults` (big_vision style).
+
+  A bare key means True; values are converted to the default's type; unknown keys are an error.
+  """
+  result = ml_collections.ConfigDict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if key not in defaults:
+      raise ConfigError(f"unknown config argument {key!r} (known: {', '.join(defaults)})")
+    default = defaults[key]
+    if not sep:
+      value = True
+    elif isinstance(default, bool):
+      if value.lower() not in ("true", "false", "1", "0"):
+        raise ConfigError(f"config argument {key}={value!r} is not a boolean")
+      value = value.lower() in ("true", "1")
+    elif isinstance(default, (int, float)) and not isinstance(default, bool):
+      try:
+        value = type(default)(value)
+      except ValueError:
+        raise ConfigError(f"config argument {key}={value!r} is not a {type(default).__name__}") from None
+    result[key] = value
+  return result
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every field the trainer reads, with the paper recipe applied."""
+  c = ml_collections.ConfigDict()
+  # Model: a zoo name, or a point (r, d, w) of the cube under `rules`.
+  c.model = "tinynet_a"
+  c.r = config_dict.placeholder(float)
+  c.d = config_dict.placeholder(float)
+  c.w = config_dict.placeholder(float)
+  c.rules = "tinynet"
+  c.base_resolution = 224  # input = int(base_resolution * r); the demo sweeps use a smaller base
+  c.resolution = config_dict.placeholder(int)  # explicit input size override
+  c.dtype = "auto"  # compute dtype: 'auto' = bfloat16 on GPU/TPU, float32 on CPU
+  c.sync_bn = False  # per-replica BN statistics like the reference's 8 GPUs x 128; True = cross-replica
+  # Data.
+  c.dataset = "imagenet2012"
+  c.data_dir = config_dict.placeholder(str)
+  # Per-dataset options; unset (None) ones are not passed. 'synthetic' reads the sizes, TFDS sources the rest.
+  c.eval_crop_pct = 0.875  # eval: resize the short side to res / eval_crop_pct, centre-crop res (timm)
+  c.dataset_options = ml_collections.ConfigDict(dict(
+      num_classes=config_dict.placeholder(int), num_train=config_dict.placeholder(int),
+      num_eval=config_dict.placeholder(int), train_split=config_dict.placeholder(str),
+      eval_split=config_dict.placeholder(str), in_memory=config_dict.placeholder(bool)))
+  # Schedule: total_steps wins over num_epochs when set.
+  c.batch_size = 1024  # global, over all devices and processes
+  c.eval_batch_size = config_dict.placeholder(int)  # default: batch_size
+  c.num_epochs = 450.0
+  c.total_steps = config_dict.placeholder(int)
+  c.log_every_steps = 100
+  c.eval_every_steps = config_dict.placeholder(int)  # default: once per epoch
+  c.checkpoint_every_steps = 1000
+  c.keep_checkpoints = 3
+  c.seed = 0
+  c.recipe = "paper"
+  apply_recipe(c, "paper")
+  return c
+
+
+def apply_recipe(config: ml_collections.ConfigDict, name: str, model: str | None = None) -> None:
+  if name not in RECIPES:
+    raise ConfigError(f"unknown recipe {name!r} (known: {', '.join(RECIPES)})")
+  preset = dict(RECIPES[name])
+  augment = preset.pop("augment")
+  config.recipe = name
+  for key, value in preset.items():
+    config[key] = value
+  config.augment = ml_collections.ConfigDict(augment)
+  if name == "paper" and model == "tinynet_b":
+    config.drop_path_rate = 0.1  # "change drop-connect to 0.1 for training tinynet_b"
+
+
+def model_spec_from_config(config) -> ModelSpec:
+  knobs = {k: config[k] for k in ("r", "d", "w") if config[k] is not None}
+  if knobs:
+    return model_spec(**knobs, rules=config.rules, base_resolution=config.base_resolution,
+                      resolution=config.resolution)
+  if not config.model:
+    raise ConfigError("set config.model to a zoo name, or config.r / config.d / config.w")
+  return model_spec(config.model, base_resolution=config.base_resolution, resolution=config.resolution)
+
+
+def dataset_options(config) -> dict[str, Any]:
+  """The dataset options that are set."""
+  return {k: v for k, v in config.dataset_options.items() if v is not None}
+
+
+def schedule_lengths(config, num_train: int) -> tuple[int, int]:
+  """(steps_per_epoch, total_steps) for a dataset of `num_train` examples."""
+  steps_per_epoch = max(1, num_train // config.batch_size)
+  if config.total_steps is not None:
+    if config.total_steps <= 0:
+      raise ConfigError(f"total_steps must be positive, got {config.total_steps}")
+    return steps_per_epoch, config.total_steps
+  if not config.num_epochs > 0:
+    raise ConfigError(f"num_epochs must be positive, got {config.num_epochs}")
+  return steps_per_epoch, max(1, math.ceil(config.num_epochs * steps_per_epoch))
+
+
+def check_config(config, process_count: int, device_count: int) -> None:
+  """Field checks that need no data or model (those raise their own errors)."""
+  if config.recipe not in RECIPES:
+    raise ConfigError(f"unknown recipe {config.recipe!r} (known: {', '.join(RECIPES)})")
+  for key in ("batch_size", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
+    if not isinstance(config[key], int) or config[key] <= 0:
+      raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
+  for key in ("batch_size", "eval_batch_size"):
+    size = config[key] or config.batch_size
+    if size % device_count or size % process_count:
+      raise ConfigError(f"{key}={size} must divide evenly over {device_count} devices "
+                        f"and {process_count} processes")
+  if config.dtype not in ("auto", "float32", "bfloat16", "float16"):
+    raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {config.dtype!r}")
+  if not 0 < config.eval_crop_pct <= 1:
+    raise ConfigError(f"eval_crop_pct must be in (0, 1], got {config.eval_crop_pct}")
+  if not 0 <= config.ema_decay < 1:
+    raise ConfigError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
