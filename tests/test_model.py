@@ -171,3 +171,21 @@ def test_bn_axis_name_syncs_statistics_across_replicas(small):
   np.testing.assert_allclose(mean(synced_stats)[0], mean(full_batch), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(mean(synced_stats)[1], mean(full_batch), rtol=1e-5, atol=1e-6)
   assert not np.allclose(mean(local_stats)[0], mean(local_stats)[1])
+
+
+@pytest.mark.parametrize("kernel, stride, size", [(3, 1, 9), (3, 2, 9), (5, 2, 10), (5, 1, 7), (3, 2, 1)])
+def test_shift_depthwise_equals_the_grouped_conv_with_the_same_parameters(kernel, stride, size):
+  """'shift' (sum of strided slices, fast on XLA:CPU) and 'xla' (grouped conv): same params, same values and
+  gradients to float tolerance, for odd and even sizes, strides 1 and 2, and a 1x1 input."""
+  from tinynet_jax.models.layers import DepthwiseConv
+  x = jax.random.normal(jax.random.key(1), (2, size, size, 6))
+  xla, shift = (DepthwiseConv(6, kernel, stride, impl=impl) for impl in ("xla", "shift"))
+  params = xla.init(jax.random.key(0), x)
+  assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, shift.init(jax.random.key(0), x))
+  assert params["params"]["kernel"].shape == (kernel, kernel, 1, 6)  # nn.Conv's layout: timm weights port as is
+  out_xla, out_shift = xla.apply(params, x), shift.apply(params, x)
+  assert out_xla.shape == out_shift.shape == (2, conv_output_size(size, kernel, stride),
+                                              conv_output_size(size, kernel, stride), 6)
+  np.testing.assert_allclose(out_shift, out_xla, rtol=1e-5, atol=1e-5)
+  grads = [jax.grad(lambda p, m=m: jnp.sum(jnp.sin(m.apply(p, x))))(params) for m in (xla, shift)]
+  np.testing.assert_allclose(grads[1]["params"]["kernel"], grads[0]["params"]["kernel"], rtol=1e-4, atol=1e-4)

@@ -51,7 +51,7 @@ def _shortest_decimal(macs_of: Callable[[float], int], low: float, high: float, 
   for digits in range(1, 13):
     scale = 10 ** digits
     for candidate in sorted({math.floor(low * scale) / scale, math.ceil(low * scale) / scale}):
-      if candidate <= high and macs_of(candidate) == level:
+      if 0 < candidate <= high and macs_of(candidate) == level:
         return round(candidate, digits)
   return (low + high) / 2
 

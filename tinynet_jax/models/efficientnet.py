@@ -11,8 +11,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from tinynet_jax.models.layers import (conv, SqueezeExcite, batch_norm, dense_kernel_init, drop_path,
-                                       global_avg_pool)
+from tinynet_jax.models.layers import (DepthwiseConv, SqueezeExcite, batch_norm, conv, dense_kernel_init,
+                                       drop_path, global_avg_pool)
 from tinynet_jax.spec import BlockSpec, ModelSpec
 
 
@@ -22,6 +22,7 @@ class Block(nn.Module):
   drop_path_rate: float = 0.0
   dtype: Any = jnp.float32
   bn_axis_name: str | None = None
+  depthwise_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -31,7 +32,8 @@ class Block(nn.Module):
     # Norm names follow timm: the ds block has bn1 (dw) / bn2 (pw); the ir block bn1 (pw) / bn2 (dw) / bn3.
     if b.kind == "ir":
       x = nn.swish(norm("bn1")(conv(b.mid_channels, dtype=self.dtype, name="conv_pw")(x)))
-    x = conv(b.mid_channels, b.kernel, b.stride, groups=b.mid_channels, dtype=self.dtype, name="conv_dw")(x)
+    x = DepthwiseConv(b.mid_channels, b.kernel, b.stride, dtype=self.dtype, impl=self.depthwise_impl,
+                      name="conv_dw")(x)
     x = nn.swish(norm("bn2" if b.kind == "ir" else "bn1")(x))
     if b.se_channels:
       x = SqueezeExcite(b.se_channels, dtype=self.dtype, name="se")(x)
@@ -54,6 +56,8 @@ class EfficientNet(nn.Module):
     dtype: compute dtype (e.g. bfloat16 on accelerators); parameters stay float32, BN statistics are
       computed in float32 and logits are returned in float32.
     bn_axis_name: mapped axis over which BatchNorm syncs batch statistics (None: per replica).
+    depthwise_impl: 'xla' (grouped conv), 'shift' (sum of shifted slices; fast on XLA:CPU) or 'auto' (shift on
+      CPU, xla on accelerators). Same parameters and function either way.
   """
   spec: ModelSpec
   num_classes: int = 1000
@@ -61,6 +65,7 @@ class EfficientNet(nn.Module):
   drop_path_rate: float = 0.0
   dtype: Any = jnp.float32
   bn_axis_name: str | None = None
+  depthwise_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x, train: bool = False, return_features: bool = False):
@@ -76,7 +81,7 @@ class EfficientNet(nn.Module):
     total, index = len(spec.blocks), 0
     for stage_index, stage in enumerate(spec.stages):
       for block_index, block in enumerate(stage):
-        x = Block(block, self.drop_path_rate * index / total, self.dtype, self.bn_axis_name,
+        x = Block(block, self.drop_path_rate * index / total, self.dtype, self.bn_axis_name, self.depthwise_impl,
                   name=f"blocks_{stage_index}_{block_index}")(x, train)
         index += 1
       features[f"stage{stage_index}"] = x

@@ -37,6 +37,52 @@ def symmetric_padding(kernel: int, stride: int) -> tuple[tuple[int, int], tuple[
   return ((pad, pad), (pad, pad))
 
 
+DEPTHWISE_IMPLS = ("auto", "xla", "shift")
+
+
+def resolve_depthwise_impl(impl: str) -> str:
+  """'auto' -> 'shift' on CPU (XLA:CPU's grouped-conv gradient is several times slower), 'xla' elsewhere."""
+  if impl not in DEPTHWISE_IMPLS:
+    raise ValueError(f"depthwise_impl must be one of {', '.join(DEPTHWISE_IMPLS)}, got {impl!r}")
+  if impl == "auto":
+    return "shift" if jax.default_backend() == "cpu" else "xla"
+  return impl
+
+
+class DepthwiseConv(nn.Module):
+  """A k x k depthwise conv with symmetric padding; the parameter is nn.Conv's ``kernel`` (k, k, 1, C).
+
+  'xla' is a grouped `conv_general_dilated`; 'shift' sums k² strided slices of the padded input times one
+  kernel tap each. Same function (float summation order aside), same parameters; 'shift' differentiates into
+  slices and multiplies, which XLA:CPU runs far faster than its grouped-conv gradient.
+  """
+  features: int
+  kernel: int
+  stride: int = 1
+  dtype: Any = jnp.float32
+  impl: str = "auto"
+
+  @nn.compact
+  def __call__(self, x):
+    k, s = self.kernel, self.stride
+    kernel = self.param("kernel", conv_kernel_init(self.features), (k, k, 1, self.features), jnp.float32)
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+    padding = symmetric_padding(k, s)
+    if resolve_depthwise_impl(self.impl) == "xla":
+      return jax.lax.conv_general_dilated(x, kernel, (s, s), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                          feature_group_count=self.features)
+    height, width = x.shape[1:3]
+    out_h = (height + sum(padding[0]) - k) // s + 1
+    out_w = (width + sum(padding[1]) - k) // s + 1
+    x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
+    out = None
+    for i in range(k):
+      for j in range(k):
+        tap = x[:, i:i + s * (out_h - 1) + 1:s, j:j + s * (out_w - 1) + 1:s, :] * kernel[i, j, 0]
+        out = tap if out is None else out + tap
+    return out
+
+
 def conv(features: int, kernel: int = 1, stride: int = 1, groups: int = 1, use_bias: bool = False,
          dtype: Any = jnp.float32, name: str | None = None) -> nn.Conv:
   """A square conv with symmetric padding, float32 params and a configurable compute dtype."""

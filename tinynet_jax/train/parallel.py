@@ -33,11 +33,19 @@ def global_batch(mesh, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Arra
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local_batch.items()}
 
 
-def shard_step(step_fn: Callable, mesh, *, donate_state: bool, **static) -> Callable:
+def compiler_options(fast_compile: str) -> dict[str, Any] | None:
+  """XLA options for `jax.jit`. fast_compile 'on' ('auto' on CPU) skips LLVM's expensive passes, which dominate
+  XLA:CPU compile time (a TinyNet-E train step at 32 px: compile 17.6 s -> 8.7 s, step 0.108 s -> 0.089 s)."""
+  on = fast_compile == "on" or (fast_compile == "auto" and jax.default_backend() == "cpu")
+  return {"xla_llvm_disable_expensive_passes": True} if on else None
+
+
+def shard_step(step_fn: Callable, mesh, *, donate_state: bool, options: dict[str, Any] | None = None,
+               **static) -> Callable:
   """jit(shard_map(step_fn)) with the state replicated and the batch split over 'data'."""
   mapped = jax.shard_map(functools.partial(step_fn, **static), mesh=mesh, in_specs=(P(), P(AXIS)),
                          out_specs=P())
-  return jax.jit(mapped, donate_argnums=(0,) if donate_state else ())
+  return jax.jit(mapped, donate_argnums=(0,) if donate_state else (), compiler_options=options)
 
 
 def replicate(mesh, tree: Any) -> Any:
