@@ -58,3 +58,14 @@ def test_imagenet_table_matches_the_zoo():
 def test_bad_config_arguments(name, arg):
   with pytest.raises(ConfigError):
     load(name).get_config(arg)
+
+
+@pytest.mark.parametrize("arg, planned", [(None, 100 + 4), ("demo", 6 + 3), ("demo,per_level=3,seed=2", 9 + 3)])
+def test_sweep_configs_build_and_plan(arg, planned):
+  from tinynet_jax.search.runner import make_plan, train_config
+  config = load("sweep").get_config(arg)
+  config.lock()
+  plan = make_plan(config)
+  assert len(plan.models) == planned
+  spec = model_spec_from_config(train_config(config, plan.models[0]))
+  assert spec.resolution == int(config.train.base_resolution * plan.models[0].r)

@@ -23,3 +23,7 @@ class DataError(TinynetError):
 
 class ConfigError(TinynetError, ValueError):
   """A configuration field that is unknown, misspelled or out of range."""
+
+
+class SearchError(TinynetError, ValueError):
+  """A sweep, results file or formula request that cannot be served (too few points, unreachable budget...)."""

@@ -10,12 +10,17 @@ from typing import Any
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
   """Writes to a temporary file beside `path`, then renames it into place."""
+  atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+  """Writes to a temporary file beside `path`, then renames it into place."""
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
   try:
-    with os.fdopen(fd, "w") as f:
-      f.write(text)
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -83,17 +83,32 @@ def _init_distributed() -> None:
     jax.distributed.initialize(**kwargs)
 
 
+def _print_sweep_summary(summary: dict) -> None:
+  print(f"report: {summary['report']}")
+  print(f"formula: {summary['formula_path']} (frontier: {', '.join(summary['frontier'])})")
+  for row in summary["formula"]:
+    print(f"  {row['budget_macs'] / 1e6:8.2f}M MACs -> r={row['r']:.3f} d={row['d']:.3f} w={row['w']:g} "
+          f"({row['resolution']} px, {row['macs'] / 1e6:.2f}M MACs, {row['params']:,} params)")
+
+
 def main(argv) -> int:
   del argv
-  logging.getLogger().setLevel(logging.INFO)
   _init_distributed()
-  from tinynet_jax.train import train_and_evaluate
   try:
-    result = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    if "sweep" in FLAGS.config:  # configs/sweep.py: the Rubik's cube search
+      logging.getLogger().setLevel(logging.WARNING)  # one progress line per model instead of each run's log
+      from tinynet_jax.search.runner import run_sweep
+      result = run_sweep(FLAGS.config, FLAGS.workdir)
+      if result.get("complete") and "report" in result:
+        _print_sweep_summary(result)
+    else:
+      logging.getLogger().setLevel(logging.INFO)
+      from tinynet_jax.train import train_and_evaluate
+      result = train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except TinynetError as e:
     _fail(e)
   if result.get("preempted"):
-    logging.warning("stopped by SIGTERM at step %d; rerun the same command to resume", result["step"])
+    logging.warning("stopped by SIGTERM; rerun the same command to resume")
   return 0
 
 

@@ -1,0 +1,97 @@
+r"""The Rubik's cube search (paper §3): random twists at FLOPs levels -> frontier -> GP formula -> figures.
+
+    python -m tinynet_jax.main --config=configs/sweep.py:demo --workdir=runs/demo           # digits, CPU, minutes
+    python -m tinynet_jax.main --config=configs/sweep.py --workdir=runs/in100               # ImageNet-100, 100 models
+    python -m tinynet_jax.main --config=configs/sweep.py:index=7 --workdir=runs/in100       # one model (job arrays)
+    python -m tinynet_jax.main --config=configs/sweep.py --config.shard=3/8 --workdir=runs/in100   # a slice
+
+Choices where the paper is silent (tinynet.md §1.2-1.3, §4.3), each a field below:
+* levels: c = 0.5, 0.25, 0.125, 0.0625 x B0's MACs, bracketing TinyNet-A..E (c = 0.87 ... 0.063) and the
+  B^-1..B^-4 baselines; 25 random models each = the paper's ~100. Fig. 2 is the 0.5 level (B^-1's FLOPs).
+* ranges: r in [0.35, 1.0], d in [0.3, 1.5], w in [0.25, 1.2]: wide enough to contain every TinyNet's (r, d)
+  scaled to its level and the B^-k's w; w is solved, draws needing w outside its range are rejected.
+* tolerance: a sampled network is within 3% of its level's MACs (the staircase of w allows ~1%).
+* recipe per model: the paper's recipe shortened to 30 epochs of ImageNet-100 (1 warmup epoch, LR x0.9 per
+  epoch, EMA with warmup); the search's epochs are not published.
+* frontier and fit on raw top-1 (EMA lags in short runs); GP input log(c) (see tinynet_jax.search.formula).
+* the demo fits with fit_on='auto': 60-step digits runs are noisy enough that the frontier can span fewer than
+  three levels; then each level's best model stands in (the report says which).
+
+Arguments (after ':'): demo, index, dataset, per_level, seed.
+"""
+import ml_collections
+from ml_collections import config_dict
+
+from tinynet_jax.train.config import apply_recipe, base_config, parse_arg
+
+
+def sweep_fields(**overrides) -> ml_collections.ConfigDict:
+  fields = dict(
+      levels=(0.5, 0.25, 0.125, 0.0625),  # FLOPs levels c relative to B0 (at the same base resolution)
+      per_level=25,
+      r_range=(0.35, 1.0), d_range=(0.3, 1.5), w_range=(0.25, 1.2),
+      tolerance=0.03,
+      rules="tinynet",
+      seed=0,
+      flops_classes=1000,  # MACs counted with ImageNet's head: c is the paper's FLOPs ratio on any dataset
+      baselines=True,  # EfficientNet-B^-k with phi solved to each level
+      tinynets=False,  # also train TinyNet A-E with the sweep's recipe
+      formula_models=True,  # after the fit, train the formula's model at each level (Fig. 6)
+      metric="top1",
+      fit_on="frontier",  # the paper; 'auto' falls back to each level's best when the frontier is too small
+      fig2_level=0.5,
+  )
+  fields.update(overrides)
+  return ml_collections.ConfigDict(fields)
+
+
+def get_config(arg=None):
+  arg = parse_arg(arg, demo=False, index=-1, dataset="", per_level=0, seed=0)
+  config = ml_collections.ConfigDict()
+  config.index = config_dict.placeholder(int)  # train only this model of the plan
+  config.shard = config_dict.placeholder(str)  # 'i/n': train models i, i+n, ...
+  train = base_config()
+  if arg.demo:
+    # The embedded default: real digits, 32 px base, three levels, tiny budget; the whole pipeline in minutes.
+    config.title = "Rubik's cube sweep (demo: digits)"
+    config.sweep = sweep_fields(levels=(0.5, 0.25, 0.125), per_level=2, r_range=(0.5, 1.0), d_range=(0.3, 1.2),
+                                w_range=(0.25, 1.2), tolerance=0.05, flops_classes=10, fit_on="auto")
+    train.dataset = "digits"
+    train.base_resolution = 32
+    train.eval_crop_pct = 1.0
+    train.augment.update(flip=False, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), color_jitter=0.0)
+    train.batch_size = 64
+    train.total_steps = 150  # ~7 epochs: the quickstart's TinyNet-E passes 85% validation top-1 by then
+    train.warmup_epochs = 1.0
+    train.decay_epochs = 1.0
+    train.decay_rate = 0.85
+    train.ema_decay = 0.99
+    train.ema_warmup = True
+    train.drop_rate = 0.0
+    train.log_every_steps = 50
+    train.eval_every_steps = 1000
+    train.checkpoint_every_steps = 1000
+  else:
+    config.title = "Rubik's cube sweep (ImageNet-100)"
+    config.sweep = sweep_fields()
+    train.dataset = "imagenet100"
+    apply_recipe(train, "paper")
+    train.batch_size = 512
+    train.num_epochs = 30.0
+    train.warmup_epochs = 1.0
+    train.decay_epochs = 1.0
+    train.decay_rate = 0.9
+    train.ema_decay = 0.999
+    train.ema_warmup = True
+    train.log_every_steps = 50
+    train.checkpoint_every_steps = 500
+  if arg.dataset:
+    train.dataset = arg.dataset
+  if arg.per_level:
+    config.sweep.per_level = arg.per_level
+  config.sweep.seed = arg.seed
+  if arg.index >= 0:
+    config.index = arg.index
+  train.model = ""
+  config.train = train
+  return config

@@ -1,0 +1,160 @@
+"""The search's pure parts: sampler, shards, Pareto frontier, the formula and its paper preset, results files."""
+import json
+
+import numpy as np
+import pytest
+
+from tinynet_jax.costs import count_macs
+from tinynet_jax.errors import SearchError
+from tinynet_jax.search import sampler
+from tinynet_jax.search.formula import Formula, fit_formula, paper_formula, parse_budget
+from tinynet_jax.search.frontier import pareto_frontier
+from tinynet_jax.search.results import drop_torn_tail, read_results
+from tinynet_jax.spec import model_spec
+from tinynet_jax.spec.zoo import ZOO
+
+RANGES = dict(r_range=(0.35, 1.0), d_range=(0.3, 1.5), w_range=(0.25, 1.2))
+
+
+@pytest.fixture(scope="module")
+def sweep():
+  return sampler.sample_random((0.5, 0.25, 0.125, 0.0625), 6, tolerance=0.03, seed=3, base_resolution=224, **RANGES)
+
+
+def test_sampled_models_hit_their_level_inside_the_ranges(sweep):
+  models, stats = sweep
+  b0 = sampler.reference_macs(224)
+  assert b0 == count_macs(model_spec("efficientnet_b0"))
+  assert len(models) == 24 and len({m.id for m in models}) == 24
+  for model in models:
+    macs = sampler.model_macs(model, 224)
+    assert abs(macs / (model.level * b0) - 1) <= 0.03, model
+    for value, (lo, hi) in ((model.r, RANGES["r_range"]), (model.d, RANGES["d_range"]),
+                            (model.w, RANGES["w_range"])):
+      assert lo <= value <= hi, model
+  assert len({m.spec(224) for m in models}) == 24  # no network twice
+  for stat in stats:
+    assert stat.accepted == 6 and stat.draws >= 6 and 0 < stat.acceptance_rate <= 1
+
+
+def test_the_same_seed_gives_the_same_sweep_and_another_seed_another(sweep):
+  again, _ = sampler.sample_random((0.5, 0.25, 0.125, 0.0625), 6, tolerance=0.03, seed=3, base_resolution=224,
+                                   **RANGES)
+  assert again == sweep[0]
+  other, _ = sampler.sample_random((0.5, 0.25, 0.125, 0.0625), 6, tolerance=0.03, seed=4, base_resolution=224,
+                                   **RANGES)
+  assert other != sweep[0]
+
+
+def test_baselines_match_the_levels_under_efficientnet_rules():
+  levels = (0.5, 0.25, 0.125, 0.0625)
+  models = sampler.baselines(levels, base_resolution=224)
+  b0 = sampler.reference_macs(224)
+  assert [m.id for m in models] == ["B-1", "B-2", "B-3", "B-4"]
+  for model, level in zip(models, levels):
+    assert model.rules == "efficientnet"
+    assert abs(sampler.model_macs(model, 224) / (level * b0) - 1) < 0.15  # the phi staircase is coarse
+  assert [m.id for m in sampler.tinynets()] == ["tinynet_a", "tinynet_b", "tinynet_c", "tinynet_d", "tinynet_e"]
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(levels=(0.0,)), "levels"), (dict(levels=(0.5, 0.5)), "repeat"), (dict(r_range=(1.0, 0.5)), "r_range"),
+    (dict(tolerance=0.0), "tolerance"), (dict(w_range=(0.25, 0.26), tolerance=0.001), "draws"),
+])
+def test_bad_sampler_input(kwargs, needle):
+  args = dict(levels=(0.5,), per_level=2, tolerance=0.03, seed=0, base_resolution=224, **RANGES)
+  args.update(kwargs)
+  levels = args.pop("levels")
+  with pytest.raises(SearchError, match=needle):
+    sampler.sample_random(levels, **args)
+
+
+def test_select_index_and_shards():
+  models = list(range(10))
+  assert sampler.select(models) == models
+  assert sampler.select(models, index=3) == [3]
+  shards = [sampler.select(models, shard=f"{i}/3") for i in range(3)]
+  assert sorted(sum(shards, [])) == models and shards[1] == [1, 4, 7]
+  for bad in (dict(index=10), dict(shard="3/3"), dict(shard="a/b"), dict(shard="1"), dict(index=0, shard="0/2")):
+    with pytest.raises(SearchError):
+      sampler.select(models, **bad)
+
+
+def _row(i, macs, acc):
+  return {"id": str(i), "macs": macs, "top1": acc}
+
+
+def test_pareto_frontier_on_hand_made_cases():
+  rows = [_row(0, 10, 0.50), _row(1, 20, 0.60), _row(2, 20, 0.55),  # same MACs, lower accuracy: dominated
+          _row(3, 30, 0.60),  # costs more, no more accurate: dominated
+          _row(4, 40, 0.70), _row(5, 40, 0.70),  # exact tie: both stay
+          _row(6, 5, 0.30), _row(7, 50, 0.65)]  # cheapest stays; a dearer but worse one goes
+  assert [r["id"] for r in pareto_frontier(rows)] == ["6", "0", "1", "4", "5"]
+  assert pareto_frontier([]) == []
+  with pytest.raises(SearchError, match="top1"):
+    pareto_frontier([{"id": "x", "macs": 1, "top1": float("nan")}])
+
+
+def test_paper_preset_gives_back_tinynet_a_to_e():
+  formula = paper_formula()
+  for name in sampler.TINYNETS:
+    entry = ZOO[name]
+    macs = count_macs(model_spec(name))
+    model = formula.model_for(macs)
+    assert abs(model.r - entry.r) <= 0.02 and abs(model.d - entry.d) <= 0.02, (name, model)
+    assert abs(model.macs / macs - 1) <= 0.02, (name, model)
+    assert model.resolution == model_spec(name).resolution
+
+
+def test_formula_round_trips_and_rejects_unreachable_budgets(tmp_path):
+  formula = paper_formula()
+  formula.save(tmp_path / "f.json")
+  loaded = Formula.load(tmp_path / "f.json")
+  assert loaded.model_for(150e6) == formula.model_for(150e6)
+  curve = formula.curve(num=8)
+  assert np.all(np.isfinite(curve["r_mean"])) and curve["w"].shape == (8,)
+  with pytest.raises(SearchError, match="no network reaches"):
+    formula.model_for(1e3)
+  for bad in ("", "{", json.dumps({"format": "other"}), json.dumps({"format": "tinynet_jax.formula/1"})):
+    (tmp_path / "bad.json").write_text(bad)
+    with pytest.raises(SearchError):
+      Formula.load(tmp_path / "bad.json")
+
+
+def test_too_few_frontier_points_to_fit():
+  rows = [{"id": "a", "r": 0.5, "d": 0.5, "w": 0.5, "macs": 100}, {"id": "b", "r": 0.6, "d": 0.6, "w": 0.6,
+                                                                   "macs": 200}]
+  with pytest.raises(SearchError, match="too few frontier points"):
+    fit_formula(rows, b0_macs=400, base_resolution=224, rules="tinynet", num_classes=1000, source="test")
+
+
+def test_parse_budget():
+  assert parse_budget("150M") == 150e6 and parse_budget("1.2G") == 1.2e9 and parse_budget("24e6") == 24e6
+  for bad in ("", "M", "-5M", "abc", "nanM"):
+    with pytest.raises(SearchError):
+      parse_budget(bad)
+
+
+def _result(i):
+  return {"id": f"m{i}", "kind": "random", "level": 0.5, "r": 0.5, "d": 0.5, "w": 0.5, "rules": "tinynet",
+          "macs": 100 + i, "c": 0.5, "b0_macs": 200, "base_resolution": 224, "flops_classes": 1000, "top1": 0.5,
+          "ema_top1": 0.5}
+
+
+def test_results_file_reading(tmp_path):
+  path = tmp_path / "results.jsonl"
+  lines = [json.dumps(_result(i)) for i in range(3)] + [json.dumps(_result(1))]  # a duplicate id
+  path.write_text("\n".join(lines) + "\n" + '{"id": "m9", "ki')  # and a torn last write
+  with pytest.raises(SearchError, match=":5 is not a JSON line"):
+    read_results(path)
+  assert [r["id"] for r in read_results(path, allow_torn_tail=True)] == ["m0", "m1", "m2"]
+  drop_torn_tail(path)
+  assert path.read_text().endswith("\n") and [r["id"] for r in read_results(path)] == ["m0", "m1", "m2"]
+  path.write_text("")
+  with pytest.raises(SearchError, match="no results"):
+    read_results(path)
+  path.write_text('{"id": "x"}\n')
+  with pytest.raises(SearchError, match="missing"):
+    read_results(path)
+  with pytest.raises(SearchError, match="no results file"):
+    read_results(tmp_path / "nope.jsonl")

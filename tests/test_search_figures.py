@@ -1,0 +1,240 @@
+"""The sweep's figures and Markdown report, on synthetic result rows (no training)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from tinynet_jax.errors import SearchError
+from tinynet_jax.search import figures, report
+
+B0_MACS = 390_000_000
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _row(i: int, *, kind: str = "random", level: float | None = 0.5, r: float = 1.0, d: float = 1.0,
+         w: float = 1.0, top1: float = 0.5, c: float | None = None, label: str | None = None) -> dict:
+  c = level if c is None else c
+  return {"id": f"L{level}-{i:03d}", "kind": kind, "level": level, "r": r, "d": d, "w": w, "rules": "timm",
+          "resolution": int(round(224 * r / 8)) * 8, "macs": int(c * B0_MACS), "c": c, "params": 1_000_000 + 1000 * i,
+          "top1": top1, "top5": min(1.0, top1 + 0.2), "ema_top1": top1 + 0.01, "ema_top5": min(1.0, top1 + 0.21),
+          "train_seconds": 12.5 + i, "label": label or f"L{level}-{i:03d}"}
+
+
+def _random_rows(n: int = 12, seed: int = 0) -> list[dict]:
+  rng = np.random.default_rng(seed)
+  rows = []
+  for i in range(n):
+    r, d = rng.uniform(0.5, 1.0), rng.uniform(0.3, 1.0)
+    w = float(np.sqrt(0.5 / (r * r * d)))
+    rows.append(_row(i, r=r, d=d, w=w, top1=float(0.4 + 0.3 * r + 0.02 * rng.normal()), c=0.5 + 0.01 * rng.normal()))
+  return rows
+
+
+def _assert_written(out_dir, name: str) -> None:
+  png, svg = (out_dir / f"{name}.png").read_bytes(), (out_dir / f"{name}.svg").read_bytes()
+  assert png.startswith(PNG_MAGIC) and len(png) > 1000
+  assert b"<svg" in svg[:1000] and svg.rstrip().endswith(b"</svg>")
+  assert not [p.name for p in out_dir.iterdir() if p.name.startswith(".")], "temp files left behind"
+
+
+def test_ranks_average_ties():
+  np.testing.assert_array_equal(figures.ranks([10, 20, 20, 5, 20]), [2, 4, 4, 1, 4])
+  np.testing.assert_array_equal(figures.ranks([3.0, 1.0, 2.0]), [3, 1, 2])
+
+
+def test_fig2_correlations_match_numpy_and_known_answers(tmp_path):
+  rows = _random_rows()
+  out = figures.fig2_importance(rows, tmp_path)
+  _assert_written(tmp_path, "fig2_importance")
+  acc = np.array([row["top1"] for row in rows])
+  for key in "rdw":
+    x = np.array([row[key] for row in rows])
+    assert out["pearson"][key] == pytest.approx(np.corrcoef(x, acc)[0, 1], abs=1e-12)
+    rank = lambda v: np.argsort(np.argsort(v)) + 1  # no ties in continuous random data
+    assert out["spearman"][key] == pytest.approx(np.corrcoef(rank(x), rank(acc))[0, 1], abs=1e-12)
+  assert out["n"] == 12 and out["level"] == 0.5 and out["metric"] == "top1"
+  assert out["pearson"]["r"] > 0.8  # accuracy was made to follow r
+
+  # A monotone (non-linear) function of r: Spearman exactly 1, Pearson below 1; a constant w: undefined.
+  rs = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+  rows = [_row(i, r=r, d=1.5 - r, w=1.0, top1=r ** 6) for i, r in enumerate(rs)]
+  out = figures.fig2_importance(rows, tmp_path, name="monotone")
+  assert out["spearman"]["r"] == 1.0 and out["spearman"]["d"] == -1.0
+  assert 0.9 < out["pearson"]["r"] < 1.0
+  assert out["pearson"]["w"] is None and out["spearman"]["w"] is None
+
+  # Ties: the ranks of d are averaged, and rho equals Pearson's r of those average ranks.
+  ds = [0.5, 0.5, 0.7, 0.7, 0.7, 0.9]
+  accs = [0.3, 0.5, 0.4, 0.6, 0.2, 0.9]
+  rows = [_row(i, r=0.5 + 0.1 * i, d=d, top1=a) for i, (d, a) in enumerate(zip(ds, accs))]
+  out = figures.fig2_importance(rows, tmp_path, name="ties")
+  expected = np.corrcoef([1.5, 1.5, 4, 4, 4, 6], [2, 4, 3, 5, 1, 6])[0, 1]
+  assert out["spearman"]["d"] == pytest.approx(expected, abs=1e-12)
+  _assert_written(tmp_path, "ties")
+  assert figures.pearson([1, 1, 1], [1, 2, 3]) is None and figures.spearman([1, 2, 3], [4, 4, 4]) is None
+
+
+def test_fig2_rejects_bad_input(tmp_path):
+  with pytest.raises(SearchError, match="at least 3"):
+    figures.fig2_importance(_random_rows()[:2], tmp_path)
+  rows = _random_rows(4)
+  rows[1]["top1"] = float("nan")
+  with pytest.raises(SearchError, match="top1"):
+    figures.fig2_importance(rows, tmp_path)
+  assert list(tmp_path.iterdir()) == []
+
+
+def _curve(num: int = 20) -> dict:
+  c = np.geomspace(0.08, 1.2, num)
+  r = 1 + 0.25 * np.log(c)
+  d = 1 + 0.35 * np.log(c)
+  w = np.sqrt(c / (r * r * d))
+  w[0] = np.nan  # as Formula.curve() gives where no width meets the budget
+  return {"c": c, "r_mean": r, "r_std": np.full(num, 0.05), "d_mean": d, "d_std": np.full(num, 0.05),
+          "w": w.tolist()}
+
+
+def test_fig3_formula(tmp_path):
+  frontier = [_row(i, level=c, r=1 + 0.25 * np.log(c), d=1 + 0.35 * np.log(c) + (0.5 if i == 0 else 0), w=0.9)
+              for i, c in enumerate([0.1, 0.25, 0.5, 1.0])]
+  out = figures.fig3_formula(frontier, _curve(), tmp_path)
+  _assert_written(tmp_path, "fig3_formula")
+  assert out["points"] == 4 and out["grid"] == 20
+  assert out["c_range"] == pytest.approx([0.08, 1.2])
+  assert out["within_2sigma"] == {"r": 4, "d": 3}  # the first point's d is 10σ off
+  with pytest.raises(SearchError, match="frontier"):
+    figures.fig3_formula([], _curve(), tmp_path)
+  bad = _curve()
+  del bad["d_std"]
+  with pytest.raises(SearchError, match="d_std"):
+    figures.fig3_formula(frontier, bad, tmp_path)
+
+
+def test_fig6_accuracy_vs_flops(tmp_path):
+  random_rows = [_row(i, level=lvl, c=lvl * (1 + 0.02 * i), top1=0.3 + 0.3 * lvl + 0.01 * (i % 3))
+                 for i, lvl in enumerate([0.1, 0.1, 0.25, 0.25, 0.5, 0.5, 1.0])]
+  groups = {
+      "random models": random_rows,
+      "Pareto frontier": random_rows[1::2],
+      "tiny formula": [_row(90, kind="formula", level=0.25, top1=0.55, label="formula@0.25")],
+      "EfficientNet-B^-k (inverse giant formula)": [
+          _row(91 + k, kind="baseline", level=0.5 ** k, top1=0.6 - 0.05 * k, label=f"EfficientNet-B^-{k}")
+          for k in range(1, 4)],
+      "TinyNet A-E": [],
+  }
+  out = figures.fig6_accuracy_vs_flops(groups, tmp_path)
+  _assert_written(tmp_path, "fig6_accuracy_vs_flops")
+  assert out["groups"] == {"random models": 7, "Pareto frontier": 3, "tiny formula": 1,
+                           "EfficientNet-B^-k (inverse giant formula)": 3}
+  assert out["macs_range"] == [random_rows[0]["macs"], random_rows[-1]["macs"]]
+  svg = (tmp_path / "fig6_accuracy_vs_flops.svg").read_text()
+  assert "MACs (M)" in svg and "EfficientNet-B^-2" in svg and "formula@0.25" in svg
+  assert "L0.1-000" not in svg  # random models are not annotated
+
+  # Same data, same bytes: no dates, creator strings or random ids in the files.
+  first = {p.name: p.read_bytes() for p in tmp_path.glob("fig6_*")}
+  figures.fig6_accuracy_vs_flops(groups, tmp_path)
+  assert {p.name: p.read_bytes() for p in tmp_path.glob("fig6_*")} == first
+
+  with pytest.raises(SearchError, match="non-empty group"):
+    figures.fig6_accuracy_vs_flops({"random models": [], "Pareto frontier": []}, tmp_path)
+
+
+def _report_inputs() -> dict:
+  rows = _random_rows(5) + [_row(50, kind="baseline", level=0.25, top1=0.61, label="EfficientNet-B^-2")]
+  frontier = sorted(rows[:2], key=lambda row: row["macs"])
+  formula_table = [{"budget_macs": 0.5 * B0_MACS, "c": 0.49876, "r": 0.8512, "r_std": 0.0213, "d": 0.7044,
+                    "d_std": 0.031, "w": 0.9123456, "resolution": 192, "macs": 193_456_789, "params": 3_456_789}]
+  correlations = {"n": 5, "level": 0.5, "metric": "top1", "pearson": {"r": 0.91, "d": -0.2, "w": None},
+                  "spearman": {"r": 0.9, "d": -0.1, "w": None}}
+  return dict(title="Rubik's cube sweep", dataset="digits",
+              budget="digits, base resolution 32, 60 steps per model, batch 64", rows=rows, frontier=frontier,
+              formula_table=formula_table, figures=["fig2_importance", "fig3_formula", "fig6_accuracy_vs_flops.png"],
+              correlations=correlations, notes=["frontier on top1", "a | pipe"])
+
+
+def test_write_report(tmp_path):
+  inputs = _report_inputs()
+  path = tmp_path / "out" / "report.md"
+  report.write_report(path, **inputs)
+  text = path.read_text()
+  assert text.startswith("# Rubik's cube sweep\n")
+  assert "digits, base resolution 32, 60 steps per model, batch 64" in text
+  assert "**6 models trained** (1 baseline, 5 random); **2 on the accuracy-vs-MACs Pareto frontier**" in text
+  lines = text.splitlines()
+  model_lines = [line for line in lines if line.startswith("| L")]
+  assert len(model_lines) == 6
+  macs = [float(line.split("|")[8]) for line in model_lines]
+  assert macs == sorted(macs)  # sorted by MACs
+  starred = {line.split("|")[1].strip() for line in model_lines if "| ★ |" in line}
+  assert starred == {row["id"] for row in inputs["frontier"]}
+  assert "| 195.0 | 0.4988 | 0.851 ± 0.043 | 0.704 ± 0.062 | 0.912 | 192 | 193.5 | 3,456,789 |" in text
+  assert "| Pearson r | +0.910 | -0.200 | n/a |" in text and "at FLOPs level c = 0.5" in text
+  for name, link in (("Fig. 2", "fig2_importance.png"), ("Fig. 3", "fig3_formula.png"),
+                     ("Fig. 6", "fig6_accuracy_vs_flops.png")):
+    assert f"![{name}]({link})" in text
+  assert "* frontier on top1" in text and "* a | pipe" in text
+  header_cells = [line for line in lines if line.startswith("| id |")][0].count("|")
+  assert all(line.count("|") == header_cells for line in model_lines)
+  assert [p.name for p in path.parent.iterdir()] == ["report.md"]
+
+  # A row with missing numbers renders dashes instead of failing; one without MACs is a user error.
+  inputs["rows"] = inputs["rows"] + [{"id": "partial", "kind": "random", "macs": 1_000_000, "top1": None}]
+  report.write_report(path, **inputs)
+  assert "| partial |  | random | - | - | - | - | 1.0 | - | - | - | - |" in path.read_text()
+  with pytest.raises(SearchError, match="macs"):
+    report.write_report(path, **{**inputs, "rows": [{"id": "x", "kind": "random"}]})
+
+
+def test_write_report_failed_rename_keeps_the_old_report(tmp_path, monkeypatch):
+  path = tmp_path / "report.md"
+  path.write_text("old report\n")
+
+  def broken_replace(src, dst):
+    raise OSError("disk full")
+
+  monkeypatch.setattr(os, "replace", broken_replace)
+  with pytest.raises(OSError, match="disk full"):
+    report.write_report(path, **_report_inputs())
+  assert path.read_text() == "old report\n"
+  assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+  # The figures are written the same way: a failed rename leaves neither a half file nor a temp file.
+  with pytest.raises(OSError, match="disk full"):
+    figures.fig2_importance(_random_rows(), tmp_path)
+  assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+
+def test_write_report_failed_write_keeps_the_old_report(tmp_path, monkeypatch):
+  path = tmp_path / "report.md"
+  path.write_text("old report\n")
+
+  def broken_fsync(fd):
+    raise OSError("I/O error")
+
+  monkeypatch.setattr(os, "fsync", broken_fsync)
+  with pytest.raises(OSError, match="I/O error"):
+    report.write_report(path, **_report_inputs())
+  assert path.read_text() == "old report\n"
+  assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores directory permissions")
+def test_write_report_into_a_read_only_directory(tmp_path):
+  path = tmp_path / "report.md"
+  path.write_text("old report\n")
+  tmp_path.chmod(0o555)
+  try:
+    with pytest.raises(OSError):
+      report.write_report(path, **_report_inputs())
+  finally:
+    tmp_path.chmod(0o755)
+  assert path.read_text() == "old report\n"
+
+
+def test_markdown_table():
+  assert report.markdown_table(["a", "b"], [[1, "x|y"]]) == "| a | b |\n|---|---|\n| 1 | x\\|y |"
+  with pytest.raises(ValueError):
+    report.markdown_table(["a", "b"], [[1]])

@@ -1,0 +1,125 @@
+"""Gaussian-process regression for the tiny formula (tinygp), fitted in float64 scoped to the fit.
+
+Model: standardised y = m(x) + f(x) + noise, with a linear mean m(x) = a + b x (so a budget outside the
+sampled FLOPs range follows the trend instead of falling back to a constant), f ~ GP(0, s² ExpSquared(l)) and
+white noise σ_n² (floored, so 5 exact points still give a well-conditioned fit). a, b, log s, log l, log σ_n
+maximise the marginal likelihood (L-BFGS-B from a few length scales); l is kept within [0.1, 10] x the x span.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from tinynet_jax.errors import SearchError
+
+_NOISE_FLOOR = 1e-3  # standardised units
+_KEYS = ("intercept", "slope", "log_amplitude", "log_scale", "log_noise", "y_shift", "y_scale")
+
+
+def _as_vector(name: str, values) -> np.ndarray:
+  try:
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+  except (TypeError, ValueError):
+    raise SearchError(f"GP {name} must be numbers") from None
+  if not np.all(np.isfinite(array)):
+    raise SearchError(f"GP {name} must be finite")
+  return array
+
+
+def _gp(params: dict, x):
+  import jax.numpy as jnp
+  import tinygp
+  kernel = jnp.exp(2 * params["log_amplitude"]) * tinygp.kernels.ExpSquared(scale=jnp.exp(params["log_scale"]))
+  mean = lambda t: params["intercept"] + params["slope"] * t  # noqa: E731
+  noise = jnp.exp(2 * params["log_noise"]) + _NOISE_FLOOR ** 2
+  return tinygp.GaussianProcess(kernel, x, diag=noise, mean=mean)
+
+
+@dataclasses.dataclass(frozen=True)
+class GPFit:
+  x: tuple[float, ...]
+  y: tuple[float, ...]
+  params: dict[str, float]
+  log_marginal_likelihood: float
+
+  def predict(self, x_new) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and standard deviation of the latent function (noise excluded) at `x_new`."""
+    import jax
+    import jax.numpy as jnp
+    x_new = _as_vector("inputs", x_new)
+    shift, scale = self.params["y_shift"], self.params["y_scale"]
+    with jax.enable_x64(True):
+      params = {k: jnp.asarray(v, jnp.float64) for k, v in self.params.items()}
+      x = jnp.asarray(self.x, jnp.float64)
+      y = (jnp.asarray(self.y, jnp.float64) - shift) / scale
+      gp = _gp(params, x)
+      _, conditioned = gp.condition(y, jnp.asarray(x_new, jnp.float64), diag=0.0)
+      mean = np.asarray(conditioned.loc, np.float64)
+      std = np.sqrt(np.maximum(np.asarray(conditioned.variance, np.float64), 0.0))
+    return mean * scale + shift, std * scale
+
+  def to_dict(self) -> dict[str, Any]:
+    return {"x": list(self.x), "y": list(self.y), "params": dict(self.params),
+            "log_marginal_likelihood": self.log_marginal_likelihood}
+
+  @classmethod
+  def from_dict(cls, data: Any) -> "GPFit":
+    try:
+      params = {k: float(data["params"][k]) for k in _KEYS}
+      fit = cls(tuple(float(v) for v in data["x"]), tuple(float(v) for v in data["y"]), params,
+                float(data["log_marginal_likelihood"]))
+    except (KeyError, TypeError, ValueError) as e:
+      raise SearchError(f"not a GP fit record ({type(e).__name__}: {e})") from None
+    if len(fit.x) != len(fit.y) or not fit.x:
+      raise SearchError("GP fit record has mismatched or empty x and y")
+    return fit
+
+
+def fit_gp(x: Sequence[float], y: Sequence[float], *, min_points: int = 3) -> GPFit:
+  """Maximum-marginal-likelihood GP through (x, y)."""
+  import jax
+  import jax.numpy as jnp
+  from scipy.optimize import minimize
+  x, y = _as_vector("inputs", x), _as_vector("targets", y)
+  if len(x) != len(y):
+    raise SearchError(f"GP inputs and targets differ in length ({len(x)} vs {len(y)})")
+  if len(x) < min_points:
+    raise SearchError(f"need at least {min_points} points to fit a GP, got {len(x)}")
+  span = float(x.max() - x.min())
+  if span <= 0:
+    raise SearchError("GP inputs are all equal; need points at different FLOPs")
+  shift = float(y.mean())
+  scale = float(y.std()) or 1.0
+  z = (y - shift) / scale
+  names = ("intercept", "slope", "log_amplitude", "log_scale", "log_noise")
+  bounds = [(-10, 10), (-10 / span, 10 / span), (math.log(1e-3), math.log(10.0)),
+            (math.log(0.1 * span), math.log(10 * span)), (math.log(1e-4), math.log(2.0))]
+  with jax.enable_x64(True):
+    xs, zs = jnp.asarray(x, jnp.float64), jnp.asarray(z, jnp.float64)
+
+    @jax.jit
+    def loss(theta):
+      params = dict(zip(names, theta))
+      return -_gp(params, xs).log_probability(zs)
+
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
+
+    def objective(theta):
+      value, grad = value_and_grad(jnp.asarray(theta, jnp.float64))
+      return float(value), np.asarray(grad, np.float64)
+
+    slope0 = float(np.polyfit(x, z, 1)[0])
+    best = None
+    for scale_factor in (0.3, 1.0, 3.0):
+      start = np.array([0.0, np.clip(slope0, *bounds[1]), 0.0, math.log(scale_factor * span), math.log(0.1)])
+      result = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds)
+      if np.isfinite(result.fun) and (best is None or result.fun < best.fun):
+        best = result
+  if best is None:
+    raise SearchError("the GP fit did not converge")
+  params = {k: float(v) for k, v in zip(names, best.x)}
+  params.update(y_shift=shift, y_scale=scale)
+  return GPFit(tuple(map(float, x)), tuple(map(float, y)), params, float(-best.fun))
