@@ -28,5 +28,5 @@ def test_readme_quickstart_commands_are_what_ci_runs():
   ci = open(os.path.join(os.path.dirname(README), ".ci", "run")).read()
   test_command = "pip install -r requirements.txt && python -m pytest -q"
   assert test_command in text and test_command in ci
-  assert ("pip install -e .[data] && python -m tinynet_jax.main "
-          "--config=configs/train.py:model=tinynet_e,dataset=digits,runlocal --workdir=runs/digits") in text
+  assert ("pip install -e .[data] && python -m tinynet_jax.main --config=configs/sweep.py:demo "
+          "--workdir=runs/demo") in text
