@@ -149,6 +149,36 @@ def test_init_follows_timm_goog_init():
   assert 0.99 / math.sqrt(1000) < np.abs(fc).max() <= 1 / math.sqrt(1000)
 
 
+def test_pooled_init_has_the_same_structure_and_distributions_from_two_draws():
+  """`init_variables`: every parameter from one normal and one uniform vector, same laws as `init`."""
+  from tinynet_jax.models import init_variables
+
+  spec = model_spec(r=0.2, d=0.3, w=0.5)
+  model = create_model(spec, 10)
+  x = jnp.zeros((1, spec.resolution, spec.resolution, 3))
+  pooled = jax.jit(lambda k: init_variables(model, k, x))(jax.random.key(0))
+  plain = jax.jit(model.init)(jax.random.key(0), x)
+  assert jax.tree.structure(pooled) == jax.tree.structure(plain)
+  assert all(a.shape == b.shape and a.dtype == b.dtype
+             for a, b in zip(jax.tree.leaves(pooled), jax.tree.leaves(plain)))
+  flat = traverse_util.flatten_dict(pooled["params"], sep="/")
+  kernels = {k: v for k, v in flat.items() if k.endswith("kernel") and v.ndim == 4 and v.size >= 2000}
+  assert len(kernels) > 5
+  for name, kernel in kernels.items():
+    kh, kw, cin, cout = kernel.shape
+    fan_out = kh * kw * (1 if cin == 1 else cout)  # depthwise kernels (k, k, 1, C) count k*k
+    assert np.std(kernel) == pytest.approx(math.sqrt(2 / fan_out), rel=0.15), name
+  fc = flat["classifier/kernel"]
+  assert np.abs(fc).max() <= 1 / math.sqrt(10) and np.std(fc) == pytest.approx(1 / math.sqrt(30), rel=0.15)
+  # Independent draws: no two kernels share values, and the seed matters but nothing else does.
+  values = [np.asarray(v).ravel()[:50] for v in kernels.values()]
+  assert len({v.tobytes() for v in values}) == len(values)
+  again = jax.jit(lambda k: init_variables(model, k, x))(jax.random.key(0))
+  other = jax.jit(lambda k: init_variables(model, k, x))(jax.random.key(1))
+  assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(again), jax.tree.leaves(pooled)))
+  assert not np.array_equal(other["params"]["classifier"]["kernel"], fc)
+
+
 def test_create_model_rejects_bad_arguments():
   with pytest.raises(TypeError):
     create_model("tinynet_a")
