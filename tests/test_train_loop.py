@@ -178,6 +178,27 @@ def test_two_processes_equal_one_process(tmp_path):
   assert final_two["top1"] == final_one["top1"]
 
 
+def test_device_resident_data_resumes_exactly_and_ignores_the_device_count(tmp_path):
+  """data_on_device: 8 devices straight to step 6 == 1 device to step 3, then resumed to step 6."""
+  schedule = ["--config.data_on_device=True", "--config.checkpoint_every_steps=3", "--config.sync_bn=True",
+              "--config.drop_rate=0.0", "--config.resident_size=40", "--config.dataset_options.num_train=64",
+              "--config.dataset_options.num_eval=16", "--config.dataset_options.num_classes=10"]
+  code, _, err = finish(start(main_args(tmp_path / "eight", *schedule, "--config.total_steps=6")))
+  assert code == 0, err
+  one = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  for steps in (3, 6):
+    code, _, err = finish(start(main_args(tmp_path / "one", *schedule, f"--config.total_steps={steps}"), env=one))
+    assert code == 0, err
+  assert checkpoint_steps(tmp_path / "one") == [3, 6]
+  _, eight = final_params(tmp_path / "eight")
+  _, resumed = final_params(tmp_path / "one")
+  import jax
+  for a, b in zip(jax.tree.leaves(eight), jax.tree.leaves(resumed)):  # float summation order differs: 8 vs 1
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  final = json.loads((tmp_path / "one" / "final_metrics.json").read_text())
+  assert final["steps"] == 6 and 0 <= final["top1"] <= 1
+
+
 def test_the_quickstart_model_learns_digits_to_90_percent(tmp_path):
   """Real learning on real data: the README's quickstart run (TinyNet-E at 30 px on the embedded digits, 359
   held-out images), cut from 264 to 200 steps."""
@@ -189,3 +210,17 @@ def test_the_quickstart_model_learns_digits_to_90_percent(tmp_path):
   final = json.loads((tmp_path / "final_metrics.json").read_text())
   assert final["resolution"] == 30 and final["dataset"] == "digits" and final["model"] == "tinynet_e"
   assert final["top1"] >= 0.90 and final["ema_top1"] >= 0.90, final
+
+
+def test_eval_config_scores_a_training_workdir_like_the_run_itself(reference_run, tmp_path):
+  """configs/eval.py on the reference run's workdir reproduces its final top-1 / top-5 (raw and EMA)."""
+  final = json.loads((reference_run / "final_metrics.json").read_text())
+  for ema, key in (("", "top1"), (",ema", "ema_top1")):
+    args = ["-m", "tinynet_jax.main", f"--config=configs/eval.py:checkpoint={reference_run},dataset=synthetic{ema},"
+            "batch_size=16", f"--workdir={tmp_path / key}", "--config.dataset_options.num_classes=10",
+            "--config.dataset_options.num_eval=40"]
+    code, out, err = finish(start(args))
+    assert code == 0, err
+    result = json.loads((tmp_path / key / "eval_metrics.json").read_text())
+    assert result["examples"] == 40 and result["top1"] == pytest.approx(final[key], abs=1e-6), (result, final)
+    assert "top-1" in out

@@ -21,16 +21,18 @@ GPUs hidden from it) on first use.
 from __future__ import annotations
 
 import importlib
+import itertools
 from typing import Iterator
 
 import numpy as np
 
-from tinynet_jax.data import synthetic
+from tinynet_jax.data import schedule, synthetic
 from tinynet_jax.data.core import (EVAL_CROP_PCT, Augment, DatasetInfo, check_crop_pct, check_resolution,
                                    local_batch_size)
 from tinynet_jax.errors import DataError
 
-__all__ = ["Augment", "DatasetInfo", "DATASETS", "dataset_info", "train_iterator", "eval_iterator"]
+__all__ = ["Augment", "DatasetInfo", "DATASETS", "dataset_info", "train_iterator", "eval_iterator",
+           "resident_train_arrays", "resident_index_iterator"]
 
 # The names this package defines; any TFDS image-classification dataset also works by its TFDS name.
 DATASETS = ("digits", "imagenet2012", "imagenet100", "imagenet100_cmc", "synthetic")
@@ -50,7 +52,7 @@ def _tf_module(name: str, module: str):
 
 def _check_int(name: str, value, minimum: int | None = None) -> int:
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or (minimum is not None and value < minimum):
-    raise DataError(f"{name} must be {'an' if minimum is None else 'a non-negative'} integer, got {value!r}")
+    raise DataError(f"{name} must be an integer{'' if minimum is None else f' >= {minimum}'}, got {value!r}")
   return int(value)
 
 
@@ -100,3 +102,32 @@ def eval_iterator(name: str, *, global_batch_size: int, resolution: int, data_di
     return synthetic.eval_batches(**common, **options)
   source = _tf_module(name, "sources").open_source(name, data_dir, options)
   return _tf_module(name, "pipeline").eval_iterator(source, crop_pct=crop_pct, **common)
+
+
+def resident_train_arrays(name: str, *, size: int, data_dir: str | None = None,
+                          **options) -> tuple[np.ndarray, np.ndarray]:
+  """The whole train split as (uint8 (N, size, size, 3), int32 (N,)), for `data_on_device` training.
+
+  Each image is resized (short side to `size`, bicubic, antialiased) and centre-cropped to a square; the
+  on-device random-resized crop (`tinynet_jax.data.ondevice`) then works on that square. Cached per process.
+  """
+  size = check_resolution(size)
+  if name == "synthetic":
+    return synthetic.train_arrays(size, **options)
+  source = _tf_module(name, "sources").open_source(name, data_dir, options)
+  return _tf_module(name, "pipeline").resident_arrays(source, size)
+
+
+def resident_index_iterator(num_train: int, *, global_batch_size: int, seed: int, start_step: int = 0,
+                            process_index: int = 0, process_count: int = 1) -> Iterator[dict[str, np.ndarray]]:
+  """This process's rows of each global batch as {'index': int32, 'position': uint32}, for a resident dataset.
+
+  The same schedule as `train_iterator` (global batch k is a pure function of seed and k); positions seed the
+  on-device augmentation (modulo 2^32).
+  """
+  local_batch_size(global_batch_size, process_index, process_count)  # checks the split
+  indices_of = schedule.IndexSchedule(_check_int("seed", seed), _check_int("num_train", num_train, minimum=1))
+  for step in itertools.count(_check_int("start_step", start_step, minimum=0)):
+    positions = schedule.batch_positions(step, global_batch_size, process_index, process_count)
+    yield {"index": indices_of(positions).astype(np.int32),
+           "position": (positions % (1 << 32)).astype(np.uint32)}

@@ -164,3 +164,34 @@ def eval_iterator(source: Source, *, local_batch_size: int, resolution: int, pro
                 num_parallel_calls=_AUTOTUNE, deterministic=True)
     padding = ds.concatenate(padding)
   return _finish(padding.take(num_batches * local_batch_size), local_batch_size)
+
+
+_RESIDENT: dict = {}  # (data_dir, split, size) -> arrays; one entry: a sweep process reuses it for every model
+
+
+def resident_arrays(source: Source, size: int) -> tuple[np.ndarray, np.ndarray]:
+  """The train split decoded, short side resized to `size` (bicubic), centre-cropped square, as uint8."""
+  key = (source.builder.data_dir, source.name, source.train_split, size) if source.prepared else None
+  if key is not None and key in _RESIDENT:
+    return _RESIDENT[key]
+  table = source.train_table()
+  if len(table) == 0:
+    raise DataError(f"dataset {source.name!r} split {source.train_split!r} is empty")
+  transform = lambda encoded: aug.eval_resize(aug.decode(encoded), size, crop_pct=1.0)  # noqa: E731
+
+  def chunks(step=1024):
+    for start in range(0, len(table), step):
+      yield table.fetch(np.arange(start, min(start + step, len(table))))
+
+  ds = tf.data.Dataset.from_generator(chunks, output_signature=(
+      tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int32))).unbatch()
+  ds = ds.map(lambda e, label: (transform(e), label), num_parallel_calls=_AUTOTUNE, deterministic=True)
+  images, labels = [], []
+  for image, label in ds.batch(1024).with_options(dataset_options()).as_numpy_iterator():
+    images.append(image)
+    labels.append(label)
+  arrays = np.concatenate(images), np.concatenate(labels).astype(np.int32)
+  if key is not None:
+    _RESIDENT.clear()
+    _RESIDENT[key] = arrays
+  return arrays

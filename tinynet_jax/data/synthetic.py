@@ -79,6 +79,14 @@ def train_batches(*, global_batch_size: int, local_batch_size: int, resolution: 
     step += 1
 
 
+def train_arrays(size: int, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+  """The whole train split as uint8 images (the normalisation undone) and labels, for on-device training."""
+  o = options(**kwargs)
+  image, label = _Images(_TRAIN, o["num_classes"], size)(np.arange(o["num_train"]))
+  pixels = (image * np.asarray(STD, np.float32) + np.asarray(MEAN, np.float32)) * 255.0
+  return np.clip(np.round(pixels), 0, 255).astype(np.uint8), label
+
+
 def eval_batches(*, local_batch_size: int, resolution: int, process_index: int, process_count: int,
                  **kwargs) -> Iterator[dict[str, np.ndarray]]:
   o = options(**kwargs)

@@ -78,6 +78,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset = "imagenet2012"
   c.data_dir = config_dict.placeholder(str)
   # Per-dataset options; unset (None) ones are not passed. 'synthetic' reads the sizes, TFDS sources the rest.
+  # Sweeps: the train split lives on the accelerator as uint8 and is augmented inside the step (no RandAugment
+  # or random erasing there); images stored square at resident_size (default: base_resolution).
+  c.data_on_device = False
+  c.resident_size = config_dict.placeholder(int)
   c.eval_crop_pct = 0.875  # eval: resize the short side to res / eval_crop_pct, centre-crop res (timm)
   c.dataset_options = ml_collections.ConfigDict(dict(
       num_classes=config_dict.placeholder(int), num_train=config_dict.placeholder(int),

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import optax
 from clu import metrics as clu_metrics
 
+from tinynet_jax.data import ondevice
 from tinynet_jax.train.state import TrainState, ema_update
 
 AXIS = "data"
@@ -94,6 +95,18 @@ def train_step(state: TrainState, batch: dict, *, model, tx: optax.GradientTrans
                                          accuracy=_global_average(jnp.argmax(logits, -1) == batch["label"]),
                                          finite=_global_average(jnp.isfinite(losses).all()[None]))
   return new_state, metrics
+
+
+def resident_train_step(state: TrainState, batch: dict, dataset: dict, *, augment, resolution: int,
+                        augment_key: jax.Array, **kwargs) -> tuple[TrainState, TrainMetrics]:
+  """`train_step` on rows of a device-resident dataset, gathered and augmented inside the step.
+
+  `batch` holds this replica's example indices and global positions; `dataset` the whole uint8 train split
+  (replicated); the augmentation of a row depends only on `augment_key` and its position.
+  """
+  images = ondevice.augment_batch(dataset["image"][batch["index"]], batch["position"], augment_key,
+                                  augment=augment, resolution=resolution)
+  return train_step(state, {"image": images, "label": dataset["label"][batch["index"]]}, **kwargs)
 
 
 def _topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
