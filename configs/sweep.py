@@ -14,8 +14,18 @@ Choices where the paper is silent (tinynet.md §1.2-1.3, §4.3), each a field be
 * recipe per model: the paper's recipe shortened to 30 epochs of ImageNet-100 (1 warmup epoch, LR x0.9 per
   epoch, EMA with warmup); the search's epochs are not published.
 * frontier and fit on raw top-1 (EMA lags in short runs); GP input log(c) (see tinynet_jax.search.formula).
-* the demo fits with fit_on='auto': 60-step digits runs are noisy enough that the frontier can span fewer than
+* fig2_models: Fig. 2's study needs several models at one level; the demo draws 3 at its top level, 1 elsewhere.
+* the demo fits with fit_on='auto': 80-step digits runs are noisy enough that the frontier can span fewer than
   three levels; then each level's best model stands in (the report says which).
+* data_on_device (demo): digits sit on the device and are augmented inside the step, no per-model input
+  pipeline; set it for ImageNet-100 on a GPU/TPU too (uint8 at the base resolution, ~19 GB at 224 px).
+
+Cost (estimates, not measurements: no accelerator was available to this project's sessions; see
+docs/performance.md for how to measure). One ImageNet-100 model = 30 epochs x 126,689 images = 3.8M images.
+Sweep models are 0.06-0.5 x B0's MACs; at ~10-20k images/s on one H100 (the bf16 Flax TinyNet-A measured
+~8.9k, and smaller models run faster) that is ~3-6 min a model plus ~1 min compile, and ~6-12 H100-hours for the
+104 models (the paper: 10.4 GPU-days). A TPU v4-8 slice, fanned out with --config.shard, is in the same range.
+The demo: 11 models in 4-5 minutes on a 2-core CPU (README).
 
 Arguments (after ':'): demo, index, dataset, per_level, seed.
 """
@@ -39,7 +49,8 @@ def sweep_fields(**overrides) -> ml_collections.ConfigDict:
       formula_models=True,  # after the fit, train the formula's model at each level (Fig. 6)
       metric="top1",
       fit_on="frontier",  # the paper; 'auto' falls back to each level's best when the frontier is too small
-      fig2_level=0.5,
+      fig2_level=0.5,  # Fig. 2 (top-1 vs r, d, w at fixed FLOPs) plots this level's random models
+      fig2_models=0,  # draw this many at fig2_level when per_level is fewer
   )
   fields.update(overrides)
   return ml_collections.ConfigDict(fields)
@@ -54,15 +65,17 @@ def get_config(arg=None):
   if arg.demo:
     # The embedded default: real digits, 32 px base, three levels, tiny budget; the whole pipeline in minutes.
     config.title = "Rubik's cube sweep (demo: digits)"
-    config.sweep = sweep_fields(levels=(0.5, 0.25, 0.125), per_level=2, r_range=(0.5, 1.0), d_range=(0.3, 1.2),
-                                w_range=(0.25, 1.2), tolerance=0.05, flops_classes=10, fit_on="auto")
+    config.sweep = sweep_fields(levels=(0.25, 0.125, 0.0625), per_level=1, fig2_level=0.25, fig2_models=3,
+                                r_range=(0.5, 1.0), d_range=(0.3, 1.0), w_range=(0.25, 1.2), tolerance=0.05,
+                                flops_classes=10, fit_on="auto")
     train.dataset = "digits"
+    train.data_on_device = True  # digits live on the device; augmentation runs inside the step
     train.base_resolution = 32
     train.eval_crop_pct = 1.0
     train.augment.update(flip=False, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), color_jitter=0.0)
     train.batch_size = 64
-    train.total_steps = 150  # ~7 epochs: the quickstart's TinyNet-E passes 85% validation top-1 by then
-    train.warmup_epochs = 1.0
+    train.total_steps = 80  # ~3.5 epochs: 70-95% top-1, enough to rank models; XLA:CPU compiles dominate anyway
+    train.warmup_epochs = 0.0  # the recipe's warm-up is per epoch: 1 epoch would be 22 of 80 steps at lr 1e-6
     train.decay_epochs = 1.0
     train.decay_rate = 0.85
     train.ema_decay = 0.99

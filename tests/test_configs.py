@@ -60,7 +60,8 @@ def test_bad_config_arguments(name, arg):
     load(name).get_config(arg)
 
 
-@pytest.mark.parametrize("arg, planned", [(None, 100 + 4), ("demo", 6 + 3), ("demo,per_level=3,seed=2", 9 + 3)])
+@pytest.mark.parametrize("arg, planned", [(None, 100 + 4), ("demo", 3 + 1 + 1 + 3),
+                                          ("demo,per_level=3,seed=2", 9 + 3), ("demo,per_level=4", 12 + 3)])
 def test_sweep_configs_build_and_plan(arg, planned):
   from tinynet_jax.search.runner import make_plan, train_config
   config = load("sweep").get_config(arg)

@@ -60,6 +60,7 @@ def test_baselines_match_the_levels_under_efficientnet_rules():
 @pytest.mark.parametrize("kwargs, needle", [
     (dict(levels=(0.0,)), "levels"), (dict(levels=(0.5, 0.5)), "repeat"), (dict(r_range=(1.0, 0.5)), "r_range"),
     (dict(tolerance=0.0), "tolerance"), (dict(w_range=(0.25, 0.26), tolerance=0.001), "draws"),
+    (dict(per_level=(2, 1)), "one per level"), (dict(per_level=-1), "non-negative"),
 ])
 def test_bad_sampler_input(kwargs, needle):
   args = dict(levels=(0.5,), per_level=2, tolerance=0.03, seed=0, base_resolution=224, **RANGES)
@@ -67,6 +68,15 @@ def test_bad_sampler_input(kwargs, needle):
   levels = args.pop("levels")
   with pytest.raises(SearchError, match=needle):
     sampler.sample_random(levels, **args)
+
+
+def test_per_level_counts_and_their_streams():
+  """One count per level; each level draws from its own stream, so a larger count only appends models."""
+  args = dict(tolerance=0.03, seed=0, base_resolution=224, **RANGES)
+  models, stats = sampler.sample_random((0.5, 0.25), (3, 1), **args)
+  assert [m.level for m in models] == [0.5, 0.5, 0.5, 0.25] and [s.accepted for s in stats] == [3, 1]
+  fewer, _ = sampler.sample_random((0.5, 0.25), 1, **args)
+  assert fewer == [models[0], models[3]]
 
 
 def test_select_index_and_shards():

@@ -52,8 +52,10 @@ def make_plan(config) -> Plan:
   """Every model of the sweep, in training order: random models level by level, then baselines, TinyNets."""
   s = config.sweep
   base = config.train.base_resolution
+  # Fig. 2's study draws `fig2_models` at its level when that is more than per_level.
+  counts = [max(s.per_level, s.fig2_models) if level == s.fig2_level else s.per_level for level in s.levels]
   models, stats = sampler.sample_random(
-      s.levels, s.per_level, r_range=s.r_range, d_range=s.d_range, w_range=s.w_range, tolerance=s.tolerance,
+      s.levels, counts, r_range=s.r_range, d_range=s.d_range, w_range=s.w_range, tolerance=s.tolerance,
       seed=s.seed, base_resolution=base, rules=s.rules, num_classes=s.flops_classes)
   if s.baselines:
     models += sampler.baselines(s.levels, base_resolution=base, num_classes=s.flops_classes)

@@ -101,29 +101,31 @@ def level_name(level: float) -> str:
   return f"L{level:g}"
 
 
-def sample_random(levels: Iterable[float], per_level: int, *, r_range: Sequence[float], d_range: Sequence[float],
+def sample_random(levels: Iterable[float], per_level: int | Sequence[int], *, r_range: Sequence[float], d_range: Sequence[float],
                   w_range: Sequence[float], tolerance: float, seed: int, base_resolution: int,
                   rules: str = "tinynet", num_classes: int = FLOPS_CLASSES,
                   max_draws: int | None = None) -> tuple[list[SweepModel], list[LevelStats]]:
-  """`per_level` random (r, d, w) models at each FLOPs level, and the acceptance statistics of the draws."""
+  """`per_level` random (r, d, w) models at each FLOPs level (one count, or one per level), and the acceptance
+  statistics of the draws."""
   levels = check_levels(levels)
+  counts = [per_level] * len(levels) if isinstance(per_level, int) else list(per_level)
+  if len(counts) != len(levels) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                            for n in counts):
+    raise SearchError(f"models per level must be a non-negative integer (or one per level), got {per_level!r}")
   r_lo, r_hi = _check_range("r_range", r_range)
   d_lo, d_hi = _check_range("d_range", d_range)
   w_lo, w_hi = _check_range("w_range", w_range)
-  if not (isinstance(per_level, int) and per_level >= 0):
-    raise SearchError(f"models per level must be a non-negative integer, got {per_level!r}")
   if not 0 < tolerance < 1:
     raise SearchError(f"FLOPs tolerance must be in (0, 1), got {tolerance!r}")
-  max_draws = max_draws or 50 * per_level + 50
   b0 = reference_macs(base_resolution, num_classes)
   models, stats, seen = [], [], set()
-  for index, level in enumerate(levels):
+  for index, (level, wanted) in enumerate(zip(levels, counts)):
     rng = np.random.default_rng([seed, index])  # each level its own stream: adding a level changes no other
     target = level * b0
     draws = accepted = 0
-    while accepted < per_level:
-      if draws >= max_draws:
-        raise SearchError(f"level {level:g}: only {accepted} of {per_level} models in {draws} draws; widen "
+    while accepted < wanted:
+      if draws >= (max_draws or 50 * wanted + 50):
+        raise SearchError(f"level {level:g}: only {accepted} of {wanted} models in {draws} draws; widen "
                           f"r_range/d_range/w_range or the tolerance ({tolerance:.0%})")
       draws += 1
       r = round(float(rng.uniform(r_lo, r_hi)), _DECIMALS)
