@@ -95,7 +95,12 @@ def main(argv) -> int:
   del argv
   _init_distributed()
   try:
-    if "sweep" in FLAGS.config:  # configs/sweep.py: the Rubik's cube search
+    if FLAGS.config.get("mode") == "eval":  # configs/eval.py: evaluate a checkpoint
+      from tinynet_jax.evaluate import evaluate_checkpoint
+      result = evaluate_checkpoint(FLAGS.config, FLAGS.workdir)
+      print(f"{result['model']} on {result['dataset']} ({result['examples']} images, {result['resolution']} px): "
+            f"top-1 {result['top1']:.2%}, top-5 {result['top5']:.2%}")
+    elif "sweep" in FLAGS.config:  # configs/sweep.py: the Rubik's cube search
       logging.getLogger().setLevel(logging.WARNING)  # one progress line per model instead of each run's log
       from tinynet_jax.search.runner import run_sweep
       result = run_sweep(FLAGS.config, FLAGS.workdir)
