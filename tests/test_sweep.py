@@ -136,3 +136,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(module, args, needle, t
   assert needle in err
   assert not workdir.exists()
   assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.jsonl", "empty.jsonl"]
+
+
+def test_the_rubiks_cube_colab_opens_the_sweep(killed_and_rerun):
+  """colabs/rubiks_cube.ipynb, headless, on this test's finished sweep (it trains only when there is none)."""
+  from test_colabs import execute
+  workdir = killed_and_rerun[0]
+  notebook = execute("rubiks_cube.ipynb", env={"TINYNET_SWEEP_DIR": str(workdir)})
+  text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+  assert "frontier" in text and "c=0.125" in text
+  assert sum("image/png" in o.get("data", {}) for c in notebook.cells if c.cell_type == "code"
+             for o in c.outputs) == 3  # Fig. 2, 3 and 6

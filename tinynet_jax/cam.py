@@ -69,7 +69,7 @@ def overlay(image_uint8, cam, alpha: float = 0.45):
   return np.clip((1 - alpha) * image_uint8 / 255.0 + alpha * heat, 0, 1)
 
 
-def _display_image(path: str, resolution: int):
+def display_image(path: str, resolution: int):
   """The same centre crop the model sees, in [0, 255] for display."""
   import numpy as np
   from tinynet_jax.data.core import MEAN, STD
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       raise TinynetError(f"{checkpoint} has no classifier: a CAM needs one")
     if args.class_index is not None and not 0 <= args.class_index < loaded.num_classes:
       raise TinynetError(f"--class {args.class_index} is out of range for {loaded.num_classes} classes")
-    pixels, display = _display_image(args.image, loaded.spec.resolution)
+    pixels, display = display_image(args.image, loaded.spec.resolution)
     maps, classes = activation_maps(loaded.model, loaded.variables, pixels, args.class_index, args.method)
     name = class_names(loaded.num_classes, loaded.dataset)[int(classes[0])]
     panels.append({"picture": overlay(display, maps[0]),
