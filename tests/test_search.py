@@ -168,3 +168,18 @@ def test_results_file_reading(tmp_path):
     read_results(path)
   with pytest.raises(SearchError, match="no results file"):
     read_results(tmp_path / "nope.jsonl")
+
+
+def test_small_resolution_formulas_move_the_input_a_pixel_when_the_width_staircase_jumps():
+  """At a 32 px base one channel step of 8 can jump over a budget; the formula then shifts r by a pixel or
+  two (nearest first) instead of failing. The demo's own frontier (digits, 80 steps) once hit this at c=0.25."""
+  rows = [dict(id="a", r=0.627, d=0.325, w=0.28, macs=532_713), dict(id="b", r=0.945, d=0.69, w=0.3, macs=1_060_000),
+          dict(id="c", r=0.818, d=0.489, w=0.646, macs=2_140_000)]
+  b0 = sampler.reference_macs(32, 10)
+  formula = fit_formula(rows, b0_macs=b0, base_resolution=32, rules="tinynet", num_classes=10, source="test")
+  for c in np.geomspace(0.0625, 0.25, 9):
+    model = formula.model_for(c * b0)
+    assert abs(model.macs / (c * b0) - 1) <= 0.05
+    mean = formula.predict([c])["r_mean"][0]
+    assert abs(model.resolution - int(32 * round(float(mean), 3))) <= 2
+  assert formula._nearby_resolutions(0.854) == [0.854, 0.813, 0.875, 0.782, 0.907]

@@ -86,21 +86,48 @@ class Formula:
     p = self.predict([c])
     r = round(float(np.clip(p["r_mean"][0], *_MULTIPLIER_RANGE)), 3)
     d = round(float(np.clip(p["d_mean"][0], *_MULTIPLIER_RANGE)), 3)
-    try:
-      solution = solve_width(r, d, target_macs, rules=self.rules, base_resolution=self.base_resolution,
-                             num_classes=self.num_classes)
-    except SpecError as e:
-      raise SearchError(f"no network reaches {target_macs / 1e6:g}M MACs: {e}") from None
+    # w is solved on a staircase (channels in steps of 8); at small resolutions one step can jump over the
+    # budget. Then the input is moved by a pixel or two (r is quantised to pixels anyway), nearest first.
+    best = None
+    for r_try in self._nearby_resolutions(r):
+      try:
+        solution = solve_width(r_try, d, target_macs, rules=self.rules, base_resolution=self.base_resolution,
+                               num_classes=self.num_classes)
+      except SpecError as e:
+        if best is None and r_try == r:
+          error = e
+        continue
+      if best is None or abs(solution.relative_error) < abs(best[1].relative_error) - 1e-12:
+        best = (r_try, solution)
+      if abs(solution.relative_error) <= MAX_BUDGET_ERROR:
+        best = (r_try, solution)
+        break
+    if best is None:
+      raise SearchError(f"no network reaches {target_macs / 1e6:g}M MACs: {error}")
+    r_found, solution = best
     if abs(solution.relative_error) > MAX_BUDGET_ERROR:
       raise SearchError(f"no network reaches {target_macs / 1e6:g}M MACs: at the formula's r={r:g}, d={d:g} the "
                         f"closest width gives {solution.macs / 1e6:.2f}M ({solution.relative_error:+.0%}); the formula "
                         f"was fitted on {self.c_range[0] * self.b0_macs / 1e6:.3g}M-"
                         f"{self.c_range[1] * self.b0_macs / 1e6:.3g}M")
+    r = r_found
     spec = build_spec(r, d, solution.value, rules=self.rules, base_resolution=self.base_resolution)
     lo, hi = self.c_range
     return FormulaModel(float(target_macs), c, r, float(p["r_std"][0]), d, float(p["d_std"][0]), solution.value,
                         self.rules, self.base_resolution, spec.resolution, solution.macs,
                         count_params(spec, self.num_classes), not lo <= c <= hi)
+
+  def _nearby_resolutions(self, r: float, pixels: int = 2) -> list[float]:
+    """r, then the smallest r on the 0.001 grid giving each input size within `pixels` of int(base * r)."""
+    base = self.base_resolution
+    size = int(base * r)
+    found = [r]
+    for k in [s for step in range(1, pixels + 1) for s in (-step, step)]:
+      target = size + k
+      candidate = math.ceil(target / base * 1000) / 1000
+      if target > 0 and int(base * candidate) == target and _MULTIPLIER_RANGE[0] <= candidate <= _MULTIPLIER_RANGE[1]:
+        found.append(candidate)
+    return found
 
   def curve(self, num: int = 50, margin: float = 1.25) -> dict[str, np.ndarray]:
     """r, d (mean and std) and the solved w on a log grid over the fitted range (widened by `margin`)."""
