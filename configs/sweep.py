@@ -32,7 +32,7 @@ Arguments (after ':'): demo, index, dataset, per_level, seed.
 import ml_collections
 from ml_collections import config_dict
 
-from tinynet_jax.train.config import apply_recipe, base_config, parse_arg
+from tinynet_jax.train.config import apply_recipe, apply_whole_images, base_config, parse_arg
 
 
 def sweep_fields(**overrides) -> ml_collections.ConfigDict:
@@ -71,8 +71,7 @@ def get_config(arg=None):
     train.dataset = "digits"
     train.data_on_device = True  # digits live on the device; augmentation runs inside the step
     train.base_resolution = 32
-    train.eval_crop_pct = 1.0
-    train.augment.update(flip=False, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), color_jitter=0.0)
+    apply_whole_images(train)
     train.batch_size = 64
     train.total_steps = 80  # ~3.5 epochs: 70-95% top-1, enough to rank models; XLA:CPU compiles dominate anyway
     train.warmup_epochs = 0.0  # the recipe's warm-up is per epoch: 1 epoch would be 22 of 80 steps at lr 1e-6

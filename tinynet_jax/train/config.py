@@ -32,6 +32,19 @@ RA = dict(PAPER, drop_path_rate=0.2, exclusive_smoothing=False,
 RECIPES = {"paper": PAPER, "ra": RA}
 
 
+# The 8x8 digits fill their frame: a crop cuts the strokes that define the class (with crops of 35-100% of the
+# area a small net reaches 27% train accuracy in 150 steps where uncropped it reaches 88%), and flips turn
+# digits into other glyphs. So digits train and evaluate on whole, unflipped images.
+WHOLE_IMAGES = dict(eval_crop_pct=1.0,
+                    augment=dict(flip=False, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), color_jitter=0.0))
+
+
+def apply_whole_images(config: ml_collections.ConfigDict) -> None:
+  """Train and evaluate on whole, unflipped, unjittered images (digits)."""
+  config.eval_crop_pct = WHOLE_IMAGES["eval_crop_pct"]
+  config.augment.update(WHOLE_IMAGES["augment"])
+
+
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
   """``'model=tinynet_a,dataset=digits,runlocal'`` -> ConfigDict, typed by `defaults` (big_vision style).
 
