@@ -109,7 +109,8 @@ def resident_train_arrays(name: str, *, size: int, data_dir: str | None = None,
   """The whole train split as (uint8 (N, size, size, 3), int32 (N,)), for `data_on_device` training.
 
   Each image is resized (short side to `size`, bicubic, antialiased) and centre-cropped to a square; the
-  on-device random-resized crop (`tinynet_jax.data.ondevice`) then works on that square. Cached per process.
+  on-device random-resized crop (`tinynet_jax.data.ondevice`) then works on that square. Not cached here: the
+  training loop keeps the device copy for every model of a process.
   """
   size = check_resolution(size)
   if name == "synthetic":

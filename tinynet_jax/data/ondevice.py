@@ -80,9 +80,12 @@ def _color_jitter(image: jax.Array, strength: float, key: jax.Array) -> jax.Arra
   k_factors, k_order = jax.random.split(key)
   factors = jax.random.uniform(k_factors, (3,), minval=max(0.0, 1.0 - strength), maxval=1.0 + strength)
   order = jnp.argsort(jax.random.uniform(k_order, (3,)))
+  def blend(x, toward, f):  # PIL ImageEnhance: toward + (x - toward) * f
+    return toward + (x - toward) * f
+
   ops = (lambda x, f: x * f,
-         lambda x, f: jnp.mean(_grey(x)) + (x - jnp.mean(_grey(x))) * f,
-         lambda x, f: _grey(x)[..., None] + (x - _grey(x)[..., None]) * f)
+         lambda x, f: blend(x, jnp.mean(_grey(x)), f),
+         lambda x, f: blend(x, _grey(x)[..., None], f))
   for i in range(3):
     image = jax.lax.switch(order[i], [lambda x, op=op, k=k: jnp.clip(op(x, factors[k]), 0.0, 255.0)
                                       for k, op in enumerate(ops)], image)

@@ -166,14 +166,9 @@ def eval_iterator(source: Source, *, local_batch_size: int, resolution: int, pro
   return _finish(padding.take(num_batches * local_batch_size), local_batch_size)
 
 
-_RESIDENT: dict = {}  # (data_dir, split, size) -> arrays; one entry: a sweep process reuses it for every model
-
 
 def resident_arrays(source: Source, size: int) -> tuple[np.ndarray, np.ndarray]:
   """The train split decoded, short side resized to `size` (bicubic), centre-cropped square, as uint8."""
-  key = (source.builder.data_dir, source.name, source.train_split, size) if source.prepared else None
-  if key is not None and key in _RESIDENT:
-    return _RESIDENT[key]
   table = source.train_table()
   if len(table) == 0:
     raise DataError(f"dataset {source.name!r} split {source.train_split!r} is empty")
@@ -190,8 +185,4 @@ def resident_arrays(source: Source, size: int) -> tuple[np.ndarray, np.ndarray]:
   for image, label in ds.batch(1024).with_options(dataset_options()).as_numpy_iterator():
     images.append(image)
     labels.append(label)
-  arrays = np.concatenate(images), np.concatenate(labels).astype(np.int32)
-  if key is not None:
-    _RESIDENT.clear()
-    _RESIDENT[key] = arrays
-  return arrays
+  return np.concatenate(images), np.concatenate(labels).astype(np.int32)

@@ -88,22 +88,20 @@ class Formula:
     d = round(float(np.clip(p["d_mean"][0], *_MULTIPLIER_RANGE)), 3)
     # w is solved on a staircase (channels in steps of 8); at small resolutions one step can jump over the
     # budget. Then the input is moved by a pixel or two (r is quantised to pixels anyway), nearest first.
-    best = None
+    best, first_error = None, None
     for r_try in self._nearby_resolutions(r):
       try:
         solution = solve_width(r_try, d, target_macs, rules=self.rules, base_resolution=self.base_resolution,
                                num_classes=self.num_classes)
       except SpecError as e:
-        if best is None and r_try == r:
-          error = e
+        first_error = first_error or e
         continue
-      if best is None or abs(solution.relative_error) < abs(best[1].relative_error) - 1e-12:
+      if best is None or abs(solution.relative_error) < abs(best[1].relative_error):
         best = (r_try, solution)
       if abs(solution.relative_error) <= MAX_BUDGET_ERROR:
-        best = (r_try, solution)
         break
     if best is None:
-      raise SearchError(f"no network reaches {target_macs / 1e6:g}M MACs: {error}")
+      raise SearchError(f"no network reaches {target_macs / 1e6:g}M MACs: {first_error}")
     r_found, solution = best
     if abs(solution.relative_error) > MAX_BUDGET_ERROR:
       raise SearchError(f"no network reaches {target_macs / 1e6:g}M MACs: at the formula's r={r:g}, d={d:g} the "
