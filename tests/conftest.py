@@ -28,6 +28,20 @@ def _run_python(*args, cwd=REPO, timeout=300):
                         timeout=timeout)
 
 
+def start_python(args, env=None):
+  """``python args...`` started in the repo (PYTHONPATH set, `env` added); stdout/stderr piped as text."""
+  import subprocess
+  env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
+  return subprocess.Popen([sys.executable, *map(str, args)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def finish(process, timeout=600):
+  """(returncode, stdout, stderr) of a started process, waiting at most `timeout` seconds."""
+  out, err = process.communicate(timeout=timeout)
+  return process.returncode, out, err
+
+
 @pytest.fixture
 def run_python():
   """Runs ``python args...`` in a fresh interpreter; returns the CompletedProcess."""

@@ -2,16 +2,13 @@
 then the formula and analyze CLIs over its outputs, and bad input.
 """
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import finish, start_python
 
 # The demo sweep cut down to 6 steps a model: 3 + 1 + 1 random models at 3 levels (3 for Fig. 2), 3 baselines,
 # 3 formula models.
@@ -21,14 +18,7 @@ ONE_DEVICE = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
 
 
 def start(module, *args, env=None):
-  env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
-  return subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
-
-
-def finish(process, timeout=900):
-  out, err = process.communicate(timeout=timeout)
-  return process.returncode, out, err
+  return start_python(["-m", module, *args], env=env)
 
 
 def result_ids(workdir):
@@ -48,7 +38,7 @@ def killed_and_rerun(tmp_path_factory):
   process.send_signal(signal.SIGKILL)
   process.communicate()
   interrupted_after = len(result_ids(workdir))
-  code, out, err = finish(start("tinynet_jax.main", *args, env=ONE_DEVICE))
+  code, out, err = finish(start("tinynet_jax.main", *args, env=ONE_DEVICE), timeout=900)
   assert code == 0, err
   return workdir, interrupted_after, out, err
 
