@@ -33,12 +33,15 @@ def load_config(config: str, overrides: list[str]):
   from ml_collections import config_flags
   values = flags.FlagValues()
   config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True)
+  from tinynet_jax.main import config_load_error, flag_error_message, unknown_field_message
   try:
     values(["sweep.py", f"--config={config}", *overrides])
   except flags.Error as e:
-    raise ConfigError(f"--config: {str(e).strip().splitlines()[-1]}") from None
+    raise ConfigError(flag_error_message(e)) from None
   except (AttributeError, KeyError) as e:
-    raise ConfigError(f"unknown config field in {' '.join(overrides)} ({e})") from None
+    raise ConfigError(unknown_field_message(e)) from None
+  if config_load_error(values.config):
+    raise ConfigError(config_load_error(values.config))
   if "sweep" not in values.config:
     raise ConfigError(f"{config} is not a sweep config (no 'sweep' field)")
   return values.config

@@ -107,7 +107,8 @@ def test_sweep_py_lists_exactly_the_sweeps_models():
 
 @pytest.mark.parametrize("args, needle", [(["--config=configs/train.py", "--count"], "not a sweep"),
                                           (["--config=configs/sweep.py:demo", "--dry-run"], "--workdir"),
-                                          (["--config=configs/sweep.py", "--count", "--bogus"], "bogus")])
+                                          (["--config=configs/sweep.py", "--count", "--bogus"], "bogus"),
+                                          (["--config=configs/no_such_sweep.py", "--count"], "no_such_sweep.py")])
 def test_sweep_py_bad_input(args, needle):
   result = sweep_py(*args)
   assert result.returncode == 2 and needle in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -3,17 +3,14 @@
 Runs use tiny networks at small resolutions (XLA:CPU is slow on depthwise-conv gradients).
 """
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import finish, start_python as start
 
 TINY = ["--config.r=0.15", "--config.d=0.3", "--config.w=0.25", "--config.model="]
 
@@ -21,17 +18,6 @@ TINY = ["--config.r=0.15", "--config.d=0.3", "--config.w=0.25", "--config.model=
 def main_args(workdir, *overrides, arg="dataset=synthetic"):
   return ["-m", "tinynet_jax.main", f"--config=configs/train.py:{arg}", f"--workdir={workdir}",
           "--config.batch_size=16", "--config.log_every_steps=2", *TINY, *overrides]
-
-
-def start(args, env=None):
-  env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
-  return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
-
-
-def finish(process, timeout=600):
-  out, err = process.communicate(timeout=timeout)
-  return process.returncode, out, err
 
 
 def checkpoint_steps(workdir):
@@ -139,6 +125,7 @@ BAD = [
     (["--config=configs/train.py:dataset=digits", "--config.batch_size=12"], "divide"),
     (["--config=configs/train.py:dataset=digits", "--config.r=-1", "--config.model="], "r must be"),
     (["--config=configs/train.py:dataset=imagenet2012", "--config.data_dir=/nonexistent/tfds"], "manual"),
+    (["--config=configs/no_such_config.py"], "no_such_config.py"),
 ]
 
 

@@ -30,7 +30,7 @@ def _fail(message: str) -> None:
   sys.exit(USAGE_ERROR)
 
 
-def _flag_error_message(error: flags.Error) -> str:
+def flag_error_message(error: flags.Error) -> str:
   """config_flags re-raises a get_config() error with its traceback in the text: keep the error's own line."""
   text = str(error)
   if "Traceback (most recent call last)" not in text:
@@ -40,7 +40,7 @@ def _flag_error_message(error: flags.Error) -> str:
   return f"--config: {message}" if sep and "Error" in kind else last
 
 
-def _unknown_field_message(error: Exception) -> str:
+def unknown_field_message(error: Exception) -> str:
   """ConfigDict's KeyError (possibly wrapped in AttributeError) -> 'unknown config field x; Did you mean y?'."""
   details = []
   while isinstance(error, (AttributeError, KeyError)):
@@ -52,15 +52,27 @@ def _unknown_field_message(error: Exception) -> str:
   return f"unknown config field {name}{'; ' + hint if hint else ''}"
 
 
+def config_load_error(config) -> str | None:
+  """The one-line error of a --config file that failed to load, else None. config_flags hands back a stand-in
+  that raises OSError on first use; its last line names the cause ("[Errno 2] No such file ...: 'x.py'")."""
+  try:
+    config.get("")
+  except OSError as e:
+    return f"--config: cannot load the config file: {str(e).strip().splitlines()[-1].strip()}"
+  return None
+
+
 def parse_flags(argv):
   try:
     rest = FLAGS(argv)
   except flags.Error as e:
-    _fail(_flag_error_message(e))
+    _fail(flag_error_message(e))
   except TinynetError as e:  # raised by a config file's get_config(arg)
     _fail(e)
   except (AttributeError, KeyError) as e:  # --config.no_such_field=...
-    _fail(_unknown_field_message(e))
+    _fail(unknown_field_message(e))
+  if FLAGS.config is not None and config_load_error(FLAGS.config):
+    _fail(config_load_error(FLAGS.config))
   if FLAGS.config is None:
     _fail("--config is required, e.g. --config=configs/train.py:model=tinynet_e,dataset=digits")
   if not FLAGS.workdir:
