@@ -35,7 +35,7 @@ def test_bad_input_is_one_line_exit_2(run_module, tmp_path, args, needle):
 
 
 def test_input_pipeline_throughput_is_measured():
-  from tinynet_jax.data import throughput
+  from tinynet_jax.data.tfdata import throughput
   jpegs = throughput.synthetic_jpegs(count=4, height=120, width=160)
   assert all(j[:2] == b"\xff\xd8" for j in jpegs)  # JPEG files
   for recipe in throughput.RECIPES:

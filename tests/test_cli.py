@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from tinynet_jax import cli, convert, flops
+from tinynet_jax.tools import cli, convert, flops
 from tinynet_jax.costs import count_macs, count_params
-from tinynet_jax.spec import ZOO, model_spec
+from tinynet_jax.arch import ZOO, model_spec
 
 
 FLOPS = "python -m tinynet_jax.flops"
@@ -95,6 +95,6 @@ def test_real_process_exit_code_and_no_jax_import_for_flops(run_module, run_pyth
   assert result.returncode == 2 and result.stdout == ""
   assert result.stderr.strip() == "python -m tinynet_jax.flops: error: argument --w: must be a finite number > 0, got '-1'"
   # The counters are pure Python: the zoo table starts without importing jax.
-  done = run_python("-c", "import sys, runpy; sys.argv = ['flops']; import tinynet_jax.flops as f; f.main([]); "
+  done = run_python("-c", "import sys, runpy; sys.argv = ['flops']; import tinynet_jax.tools.flops as f; f.main([]); "
                           "assert 'jax' not in sys.modules and 'flax' not in sys.modules")
   assert done.returncode == 0, done.stderr

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO
 from tinynet_jax.errors import ConfigError
-from tinynet_jax.spec import ZOO, model_spec
+from tinynet_jax.arch import ZOO, model_spec
 from tinynet_jax.train.config import model_spec_from_config
 
 

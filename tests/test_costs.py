@@ -7,7 +7,7 @@ from jax.extend import core as jax_core
 from tinynet_jax import create_model
 from tinynet_jax.costs import (count_macs, count_params, layer_costs, solve_phi, solve_width, stage_costs)
 from tinynet_jax.errors import SpecError
-from tinynet_jax.spec import ZOO, build_spec, model_spec
+from tinynet_jax.arch import ZOO, build_spec, model_spec
 
 # Parameter counts of timm's models (timm results-imagenet.csv / sum(p.numel()) on timm 1.0; the list).
 TIMM_PARAMS = {"efficientnet_b0": 5_288_548, "tinynet_a": 6_187_972, "tinynet_b": 3_730_562,

@@ -20,8 +20,8 @@ tfds = pytest.importorskip("tensorflow_datasets")
 pytest.importorskip("sklearn")
 
 from tinynet_jax import data  # noqa: E402
-from tinynet_jax.data import digits, imagenet100, sources  # noqa: E402
-from tinynet_jax.data.tfenv import tf  # noqa: E402
+from tinynet_jax.data.tfdata import builders, digits, imagenet100, sources  # noqa: E402
+from tinynet_jax.data.tfdata.tfenv import tf  # noqa: E402
 from tinynet_jax.errors import DataError  # noqa: E402
 
 # What the trainer's digits config passes, plus everything random we have, to exercise the contract fully.
@@ -323,7 +323,7 @@ def test_imagenet100_cmc_built_from_a_fake_imagenet(tmp_path, monkeypatch):
 
   monkeypatch.setattr(imagenet100, "read_imagenet", reader)
   monkeypatch.setattr(imagenet100, "TRAIN_PER_CLASS", 2)
-  monkeypatch.setattr(sources, "open_imagenet2012", lambda data_dir: None)
+  monkeypatch.setattr(builders, "open_imagenet2012", lambda data_dir: None)
   d = str(tmp_path)
   info = data.dataset_info("imagenet100_cmc", d)
   assert (info.num_classes, info.num_train, info.num_eval, info.label_names) == (100, 200, 100, cmc)

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from tinynet_jax import create_model, model_spec
-from tinynet_jax.cam import activation_maps
+from tinynet_jax.tools.cam import activation_maps
 
 
 def _png(path, size=(90, 120), seed=0):
   """A smooth random picture written as PNG (TF's encoder: no extra dependency)."""
-  from tinynet_jax.data.tfenv import tf
+  from tinynet_jax.data.tfdata.tfenv import tf
   rng = np.random.default_rng(seed)
   coarse = rng.uniform(0, 255, (6, 8, 3)).astype(np.float32)
   image = tf.cast(tf.clip_by_value(tf.image.resize(coarse[None], size, method="bicubic")[0], 0, 255), tf.uint8)
@@ -26,8 +26,8 @@ def timm_checkpoint(tmp_path_factory):
   """Random-init timm TinyNet-E (with non-trivial BN statistics) saved as .pth and converted by our CLI."""
   torch = pytest.importorskip("torch")
   pytest.importorskip("timm")
-  from tinynet_jax.benchmark import timm_model
-  from tinynet_jax.convert import convert
+  from tinynet_jax.tools.benchmark import timm_model
+  from tinynet_jax.tools.convert import convert
   root = tmp_path_factory.mktemp("timm")
   torch.manual_seed(0)
   model = timm_model(model_spec("tinynet_e")).eval()

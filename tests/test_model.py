@@ -9,7 +9,7 @@ from flax import traverse_util
 
 from tinynet_jax import count_params, create_model, model_spec
 from tinynet_jax.costs import conv_output_size
-from tinynet_jax.spec import ZOO
+from tinynet_jax.arch import ZOO
 
 RANDOM_POINTS = [dict(r=0.31, d=0.27, w=0.23), dict(r=0.55, d=1.37, w=0.81),
                  dict(r=0.62, d=0.43, w=1.3, rules="efficientnet"), dict(r=0.4, d=0.77, w=0.35, rules="efficientnet")]

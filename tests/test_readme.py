@@ -2,7 +2,7 @@
 import os
 import re
 
-from tinynet_jax.flops import zoo_rows
+from tinynet_jax.tools.flops import zoo_rows
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 

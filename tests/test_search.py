@@ -10,8 +10,8 @@ from tinynet_jax.search import sampler
 from tinynet_jax.search.formula import Formula, fit_formula, paper_formula, parse_budget
 from tinynet_jax.search.frontier import pareto_frontier
 from tinynet_jax.search.results import drop_torn_tail, read_results
-from tinynet_jax.spec import model_spec
-from tinynet_jax.spec.zoo import ZOO
+from tinynet_jax.arch import model_spec
+from tinynet_jax.arch.zoo import ZOO
 
 RANGES = dict(r_range=(0.35, 1.0), d_range=(0.3, 1.5), w_range=(0.25, 1.2))
 

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from tinynet_jax.errors import SpecError
-from tinynet_jax.spec import (EFFICIENTNET_B0_ARCH, ZOO, BlockDef, ModelSpec, build_spec, format_block,
+from tinynet_jax.arch import (EFFICIENTNET_B0_ARCH, ZOO, BlockDef, ModelSpec, build_spec, format_block,
                               make_divisible, model_spec, parse_block, round_channels, scale_stage_depth)
 
 # tinynet.md §2.2 (per-stage repeats and output channels); §2.1 (input = int(224 r)).

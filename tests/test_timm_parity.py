@@ -16,7 +16,7 @@ from timm.models.efficientnet import _gen_efficientnet, _gen_tinynet  # noqa: E4
 from tinynet_jax import count_params, create_model, model_spec  # noqa: E402
 from tinynet_jax.checkpoints import abstract_variables, export_state_dict, import_state_dict  # noqa: E402
 from tinynet_jax.errors import CheckpointError  # noqa: E402
-from tinynet_jax.spec import ZOO, make_divisible, scale_stage_depth  # noqa: E402
+from tinynet_jax.arch import ZOO, make_divisible, scale_stage_depth  # noqa: E402
 
 _rng = random.Random(2020)
 RANDOM_POINTS = [dict(r=round(_rng.uniform(0.25, 0.6), 3), d=round(_rng.uniform(0.2, 1.6), 3),

@@ -14,8 +14,8 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ModelSpec": "tinynet_jax.spec", "ZOO": "tinynet_jax.spec", "build_spec": "tinynet_jax.spec",
-    "model_spec": "tinynet_jax.spec", "giant_formula": "tinynet_jax.spec",
+    "ModelSpec": "tinynet_jax.arch", "ZOO": "tinynet_jax.arch", "build_spec": "tinynet_jax.arch",
+    "model_spec": "tinynet_jax.arch", "giant_formula": "tinynet_jax.arch",
     "count_macs": "tinynet_jax.costs", "count_params": "tinynet_jax.costs", "layer_costs": "tinynet_jax.costs",
     "stage_costs": "tinynet_jax.costs", "solve_width": "tinynet_jax.costs", "solve_phi": "tinynet_jax.costs",
     "EfficientNet": "tinynet_jax.models", "create_model": "tinynet_jax.models",

@@ -1,63 +1,7 @@
-"""``python -m tinynet_jax.formula --flops 150M [--from DIR/formula.json | --preset paper] [--json] [--emit-config]``
-
-The tiny formula's network for any FLOPs budget: r and d from the fitted Gaussian processes, w solved with the
-exact MACs counter. `--preset paper` is a GP through the published TinyNet A-E; `--from` reads a sweep's fit.
-"""
-from __future__ import annotations
-
-import argparse
-import json
+"""`python -m tinynet_jax.formula`: a shim for the entry point `tinynet_jax.tools.formula`."""
 import sys
 
-from tinynet_jax.cli import ArgumentParser, run
-
-PROG = "python -m tinynet_jax.formula"
-
-
-def build_parser() -> argparse.ArgumentParser:
-  parser = ArgumentParser(prog=PROG, description="The tiny formula's network for a FLOPs (MACs) budget.")
-  parser.add_argument("--flops", nargs="+", required=True, metavar="BUDGET",
-                      help="one or more MACs budgets, e.g. 150M 1.2G 24e6")
-  source = parser.add_mutually_exclusive_group()
-  source.add_argument("--from", dest="path", metavar="FORMULA_JSON", help="a sweep's formula.json")
-  source.add_argument("--preset", choices=("paper",), help="the GP through TinyNet A-E (default)")
-  parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-  parser.add_argument("--emit-config", action="store_true", help="also print the command that trains it")
-  parser.add_argument("--dataset", default="imagenet2012", help="dataset for --emit-config (default %(default)s)")
-  return parser
-
-
-def train_command(model, dataset: str) -> str:
-  """The exact command that trains the formula's network with the paper's recipe."""
-  overrides = "" if model.base_resolution == 224 else f" --config.base_resolution={model.base_resolution}"
-  name = f"tiny_{model.target_macs / 1e6:g}M"
-  return (f"python -m tinynet_jax.main --workdir=runs/{name} "
-          f"--config=configs/train.py:r={model.r:g},d={model.d:g},w={model.w:g},rules={model.rules},"
-          f"dataset={dataset}{overrides}")
-
-
-def main(argv=None) -> int:
-  args = build_parser().parse_args(argv)
-  from tinynet_jax.search.formula import Formula, paper_formula, parse_budget
-  budgets = [parse_budget(text) for text in args.flops]
-  formula = Formula.load(args.path) if args.path else paper_formula()
-  models = [formula.model_for(budget) for budget in budgets]
-  if args.json:
-    records = [dict(m.to_dict(), **({"command": train_command(m, args.dataset)} if args.emit_config else {}))
-               for m in models]
-    print(json.dumps({"source": formula.source, "models": records}, indent=1))
-    return 0
-  print(f"formula: {formula.source}")
-  print(f"{'budget':>10} {'c':>7} {'r':>12} {'d':>12} {'w':>6} {'input':>6} {'MACs':>9} {'params':>11}")
-  for m in models:
-    note = "  (extrapolated)" if m.extrapolated else ""
-    print(f"{m.target_macs / 1e6:9.2f}M {m.c:7.4f} {m.r:6.3f}±{2 * m.r_std:.3f} {m.d:6.3f}±{2 * m.d_std:.3f} "
-          f"{m.w:6g} {m.resolution:6d} {m.macs / 1e6:8.2f}M {m.params:11,}{note}")
-  if args.emit_config:
-    for m in models:
-      print(train_command(m, args.dataset))
-  return 0
-
+from tinynet_jax.tools.formula import entry
 
 if __name__ == "__main__":
-  sys.exit(run(main, PROG))
+  sys.exit(entry())

@@ -1,60 +1,7 @@
-"""``python -m tinynet_jax.predict --checkpoint DIR IMAGE...``: the top-5 classes of each image, with probabilities.
-
-DIR is a model checkpoint (e.g. converted from timm's released TinyNet weights with
-``python -m tinynet_jax.convert``) or a training workdir (newest checkpoint; ``--ema`` for the EMA weights).
-Images go through timm's eval transform at the model's resolution; ImageNet class names come from TFDS's label
-file (offline), with WordNet lemmas when timm is installed.
-"""
-from __future__ import annotations
-
-import argparse
-import json
+"""`python -m tinynet_jax.predict`: a shim for the entry point `tinynet_jax.tools.predict`."""
 import sys
-from typing import Any, Sequence
 
-from tinynet_jax.cli import ArgumentParser, positive_int, run
-
-PROG = "python -m tinynet_jax.predict"
-
-
-def predict(checkpoint: str, images: Sequence[str], *, top: int = 5, ema: bool = False) -> list[dict[str, Any]]:
-  import jax
-  import numpy as np
-  from tinynet_jax.errors import CheckpointError
-  from tinynet_jax.inference import class_names, load_checkpoint, preprocess
-  loaded = load_checkpoint(checkpoint, ema=ema)
-  if not loaded.num_classes:
-    raise CheckpointError(f"{checkpoint} has no classifier (num_classes 0): nothing to predict")
-  pixels = preprocess(images, loaded.spec.resolution)
-  logits = jax.jit(lambda v, x: loaded.model.apply(v, x, train=False))(loaded.variables, pixels)
-  probabilities = np.asarray(jax.nn.softmax(logits, axis=-1))
-  names = class_names(loaded.num_classes, loaded.dataset)
-  results = []
-  for path, p in zip(images, probabilities):
-    order = np.argsort(-p, kind="stable")[:min(top, loaded.num_classes)]
-    results.append({"image": str(path), "top": [{"class": int(k), "name": names[k], "probability": float(p[k])}
-                                                for k in order]})
-  return results
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0].split(": ", 1)[-1])
-  parser.add_argument("--checkpoint", required=True, help="model checkpoint or training workdir")
-  parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, GIF, BMP, WebP)")
-  parser.add_argument("--top", type=positive_int, default=5, help="how many classes to print (default 5)")
-  parser.add_argument("--ema", action="store_true", help="a training workdir's EMA weights")
-  parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-  args = parser.parse_args(argv)
-  results = predict(args.checkpoint, args.images, top=args.top, ema=args.ema)
-  if args.json:
-    print(json.dumps(results, indent=1))
-    return 0
-  for result in results:
-    print(result["image"])
-    for rank, entry in enumerate(result["top"], start=1):
-      print(f"  {rank}. {entry['probability']:7.2%}  {entry['name']}")
-  return 0
-
+from tinynet_jax.tools.predict import entry
 
 if __name__ == "__main__":
-  sys.exit(run(main, PROG))
+  sys.exit(entry())

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from tinynet_jax.errors import CheckpointError, SpecError
 from tinynet_jax.models import EfficientNet, create_model
-from tinynet_jax.spec import ModelSpec
+from tinynet_jax.arch import ModelSpec
 
 FORMAT = "tinynet_jax.model"
 VERSION = 1

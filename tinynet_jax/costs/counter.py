@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tinynet_jax.spec import BlockSpec, ModelSpec
-from tinynet_jax.spec.arch import check_resolution
+from tinynet_jax.arch import BlockSpec, ModelSpec
+from tinynet_jax.arch.spec import check_resolution
 
 
 def conv_output_size(size: int, kernel: int, stride: int) -> int:

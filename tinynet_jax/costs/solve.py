@@ -12,8 +12,8 @@ from typing import Callable
 
 from tinynet_jax.costs.counter import count_macs
 from tinynet_jax.errors import SpecError
-from tinynet_jax.spec import BASE_RESOLUTION, build_spec, giant_formula
-from tinynet_jax.spec.arch import check_multiplier
+from tinynet_jax.arch import BASE_RESOLUTION, build_spec, giant_formula
+from tinynet_jax.arch.spec import check_multiplier
 
 _BISECT_STEPS = 60
 

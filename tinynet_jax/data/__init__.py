@@ -27,15 +27,13 @@ from typing import Iterator
 import numpy as np
 
 from tinynet_jax.data import schedule, synthetic
-from tinynet_jax.data.core import (EVAL_CROP_PCT, Augment, DatasetInfo, check_crop_pct, check_resolution,
+from tinynet_jax.data.core import (DATASETS, EVAL_CROP_PCT, Augment, DatasetInfo, check_crop_pct, check_resolution,
                                    local_batch_size)
 from tinynet_jax.errors import DataError
 
 __all__ = ["Augment", "DatasetInfo", "DATASETS", "dataset_info", "train_iterator", "eval_iterator",
            "resident_train_arrays", "resident_index_iterator"]
 
-# The names this package defines; any TFDS image-classification dataset also works by its TFDS name.
-DATASETS = ("digits", "imagenet2012", "imagenet100", "imagenet100_cmc", "synthetic")
 
 
 def _tf_module(name: str, module: str):
@@ -43,7 +41,7 @@ def _tf_module(name: str, module: str):
   if not isinstance(name, str) or not name:
     raise DataError(f"dataset name must be a non-empty string, got {name!r}")
   try:
-    return importlib.import_module(f"tinynet_jax.data.{module}")
+    return importlib.import_module(f"tinynet_jax.data.tfdata.{module}")
   except ModuleNotFoundError as e:
     if e.name and e.name.split(".")[0] in ("tensorflow", "tensorflow_datasets"):
       raise DataError(f"dataset {name!r} needs the data extra (pip install 'tinynet_jax[data]'): {e}") from None

@@ -9,6 +9,9 @@ import re
 
 from tinynet_jax.errors import DataError
 
+# The names this package defines; any TFDS image-classification dataset also works by its TFDS name.
+DATASETS = ("digits", "imagenet2012", "imagenet100", "imagenet100_cmc", "synthetic")
+
 # timm's IMAGENET_DEFAULT_MEAN / _STD, applied to [0, 1] pixels.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

@@ -4,7 +4,7 @@ A sweep trains ~100 small models on one dataset; with the uint8 images on the de
 every model of the process), the host only sends each step's example indices and positions, and the CPU input
 pipeline is out of the loop (`tinynet_jax.train.loop`, config ``data_on_device``).
 
-The transforms follow `tinynet_jax.data.augment` (the TF pipeline): timm's random-resized crop (10 tries, then
+The transforms follow `tinynet_jax.data.tfdata.augment` (the TF pipeline): timm's random-resized crop (10 tries, then
 the centre-crop fallback), an antialiased resize to the model's resolution, horizontal flip, torchvision-style
 colour jitter (brightness, contrast, saturation in a random order), mean/std normalisation. Differences, by
 design: draws come from JAX's PRNG (keyed by the seed and the example's global position, so a batch never

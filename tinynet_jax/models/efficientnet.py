@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from tinynet_jax.models.layers import (DepthwiseConv, SqueezeExcite, batch_norm, conv, dense_kernel_init,
                                        drop_path, global_avg_pool)
-from tinynet_jax.spec import BlockSpec, ModelSpec
+from tinynet_jax.arch import BlockSpec, ModelSpec
 
 
 class Block(nn.Module):

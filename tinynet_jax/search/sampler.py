@@ -18,8 +18,8 @@ import numpy as np
 
 from tinynet_jax.costs import count_macs, count_params, solve_phi, solve_width
 from tinynet_jax.errors import SearchError, SpecError
-from tinynet_jax.spec import ModelSpec, build_spec, giant_formula, model_spec
-from tinynet_jax.spec.zoo import ZOO
+from tinynet_jax.arch import ModelSpec, build_spec, giant_formula, model_spec
+from tinynet_jax.arch.zoo import ZOO
 
 FLOPS_CLASSES = 1000  # MACs (and c) are counted with ImageNet's 1000-class head unless a sweep says otherwise
 TINYNETS = ("tinynet_a", "tinynet_b", "tinynet_c", "tinynet_d", "tinynet_e")

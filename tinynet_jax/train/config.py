@@ -11,7 +11,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from tinynet_jax.errors import ConfigError
-from tinynet_jax.spec import ModelSpec, model_spec
+from tinynet_jax.arch import ModelSpec, model_spec
 
 # The official MindSpore TinyNet recipe (tinynet.md §4.1): RMSProp (TF semantics), lr 0.048 per 1024 images,
 # 3 warmup epochs from 1e-6, x0.97 every 2.4 epochs, 450 epochs, wd 1e-5 (not on 1-D params), label smoothing

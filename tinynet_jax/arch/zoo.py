@@ -12,7 +12,7 @@ import dataclasses
 import difflib
 
 from tinynet_jax.errors import SpecError
-from tinynet_jax.spec.arch import BASE_RESOLUTION, ModelSpec, build_spec, check_multiplier
+from tinynet_jax.arch.spec import BASE_RESOLUTION, ModelSpec, build_spec, check_multiplier
 
 # EfficientNet's compound-scaling constants (alpha, beta, gamma) for depth, width and resolution.
 GIANT_DEPTH, GIANT_WIDTH, GIANT_RESOLUTION = 1.2, 1.1, 1.15

@@ -24,11 +24,11 @@ from typing import Iterator
 
 import numpy as np
 
-from tinynet_jax.data import augment as aug
+from tinynet_jax.data.tfdata import augment as aug
 from tinynet_jax.data import schedule
 from tinynet_jax.data.core import Augment
-from tinynet_jax.data.sources import SKIP_DECODING, Source
-from tinynet_jax.data.tfenv import dataset_options, tf
+from tinynet_jax.data.tfdata.sources import SKIP_DECODING, Source
+from tinynet_jax.data.tfdata.tfenv import dataset_options, tf
 from tinynet_jax.errors import DataError
 
 SHUFFLE_BUFFER = 10_000

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 
-from tinynet_jax.data import randaugment as ra
+from tinynet_jax.data.tfdata import randaugment as ra
 from tinynet_jax.data.core import EVAL_CROP_PCT, MEAN, STD, Augment, eval_resize_size
-from tinynet_jax.data.tfenv import tf
+from tinynet_jax.data.tfdata.tfenv import tf
 
 # Salts for the per-stage seeds; never renumber them (that would change every augmentation).
 _CROP, _INTERPOLATION, _FLIP, _JITTER, _RANDAUG, _ERASE = 1, 2, 3, 4, 5, 6

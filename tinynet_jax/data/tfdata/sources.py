@@ -22,7 +22,8 @@ from typing import Any, Callable
 import numpy as np
 
 from tinynet_jax.data.core import DatasetInfo
-from tinynet_jax.data.tfenv import tf, tfds
+from tinynet_jax.data.tfdata import builders, digits, imagenet100
+from tinynet_jax.data.tfdata.tfenv import tf, tfds
 from tinynet_jax.errors import DataError
 
 MAX_IN_MEMORY_BYTES = 8 << 30
@@ -32,105 +33,14 @@ _TABLES: collections.OrderedDict = collections.OrderedDict()  # (data_dir, split
 _MAX_TABLES = 2
 
 
-def default_data_dir(data_dir: str | None) -> str:
-  return os.path.expanduser(data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets")
-
-
-@contextlib.contextmanager
-def _file_lock(path: str):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "a") as f:
-    fcntl.flock(f, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.flock(f, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def _quiet():
-  """Silences TFDS's absl INFO/WARNING lines (e.g. 'Variant folder ... has no dataset_info.json') while we
-  merely probe for data, so that a missing dataset is reported by our one-line error alone."""
-  from absl import logging
-  verbosity = logging.get_verbosity()
-  logging.set_verbosity(logging.ERROR)
-  try:
-    yield
-  finally:
-    logging.set_verbosity(verbosity)
-
-
-def prepare_once(make: Callable[[], Any]):
-  """Prepares the builder that `make` returns unless already prepared; a lock file next to it keeps
-  concurrent processes from preparing the same dataset twice."""
-  builder = make()
-  if builder.is_prepared():
-    return builder
-  root = os.path.dirname(os.path.dirname(builder.data_dir))  # <data_dir>/<name>[/<config>]/<version>
-  with _file_lock(os.path.join(root, f".{builder.name}.lock")):
-    builder = make()
-    if not builder.is_prepared():
-      builder.download_and_prepare()
-      builder = make()
-  return builder
-
-
-def _readable(builder, split: str) -> bool:
-  """True for prepared data, and for data that can be read though not prepared (tfds.testing.mock_data)."""
-  with _quiet():
-    if builder.is_prepared():
-      return True
-    try:
-      builder.as_dataset(split=split)
-      return True
-    except Exception:  # TFDS raises AssertionError / various errors for missing data
-      return False
-
-
-def open_imagenet2012(data_dir: str | None):
-  with _quiet():
-    builder = tfds.builder("imagenet2012", data_dir=data_dir)
-  if not _readable(builder, "train"):
-    d = default_data_dir(data_dir)
-    raise DataError(
-        f"imagenet2012 is not prepared in {d}: download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar "
-        f"into {os.path.join(d, 'downloads', 'manual')}/, then run `tfds build imagenet2012 --data_dir={d}` "
-        f"(or python -c \"import tensorflow_datasets as tfds; tfds.builder('imagenet2012', data_dir='{d}')"
-        ".download_and_prepare()\")")
-  return builder
-
-
-def _open_tfds(name: str, data_dir: str | None):
-  try:
-    with _quiet():
-      builder = tfds.builder(name, data_dir=data_dir)
-  except Exception as e:  # DatasetNotFoundError, bad config names, ...
-    from tinynet_jax.data import DATASETS
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise DataError(f"unknown dataset {name!r}: neither one of {', '.join(DATASETS)} nor a TFDS dataset "
-                    f"({first})") from None
-  features = builder.info.features
-  if not (isinstance(features, tfds.features.FeaturesDict) and "image" in features and "label" in features
-          and isinstance(features["image"], tfds.features.Image)
-          and isinstance(features["label"], tfds.features.ClassLabel)):
-    raise DataError(f"TFDS dataset {name!r} is not an image classification dataset "
-                    "(needs an 'image' Image feature and a 'label' ClassLabel feature)")
-  if not _readable(builder, "train"):
-    d = default_data_dir(data_dir)
-    raise DataError(f"dataset {name!r} is not prepared in {d}: run `tfds build {name} --data_dir={d}` first "
-                    "(this downloads it)")
-  return builder
-
-
 def _builder(name: str, data_dir: str | None):
-  from tinynet_jax.data import digits, imagenet100
   if name == "digits":
     return digits.builder(data_dir)
   if name == "imagenet2012":
-    return open_imagenet2012(data_dir)
+    return builders.open_imagenet2012(data_dir)
   if name in imagenet100.VARIANTS:
     return imagenet100.builder(name, data_dir)
-  return _open_tfds(name, data_dir)
+  return builders.open_tfds(name, data_dir)
 
 
 class MemoryTable:

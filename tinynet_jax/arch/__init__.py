@@ -1,9 +1,9 @@
 """The spec layer: pure Python (no jax), the single source of truth for a network's shape."""
-from tinynet_jax.spec.arch import (BASE_RESOLUTION, EFFICIENTNET_B0_ARCH, RULES, BlockSpec, ModelSpec,
+from tinynet_jax.arch.spec import (BASE_RESOLUTION, EFFICIENTNET_B0_ARCH, RULES, BlockSpec, ModelSpec,
                                    ScalingRules, build_spec)
-from tinynet_jax.spec.grammar import BlockDef, format_block, parse_block
-from tinynet_jax.spec.rounding import make_divisible, round_channels, scale_stage_depth
-from tinynet_jax.spec.zoo import ZOO, ZooEntry, giant_formula, model_spec, zoo_entry
+from tinynet_jax.arch.grammar import BlockDef, format_block, parse_block
+from tinynet_jax.arch.rounding import make_divisible, round_channels, scale_stage_depth
+from tinynet_jax.arch.zoo import ZOO, ZooEntry, giant_formula, model_spec, zoo_entry
 
 __all__ = [
     "BASE_RESOLUTION", "EFFICIENTNET_B0_ARCH", "RULES", "BlockDef", "BlockSpec", "ModelSpec", "ScalingRules",

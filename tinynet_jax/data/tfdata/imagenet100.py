@@ -22,7 +22,8 @@ import hashlib
 from importlib import resources
 from typing import Iterable, Iterator, Mapping, Sequence
 
-from tinynet_jax.data.tfenv import tf, tfds
+from tinynet_jax.data.tfdata import builders
+from tinynet_jax.data.tfdata.tfenv import tf, tfds
 from tinynet_jax.errors import DataError
 
 NAME = "tinynet_imagenet100"  # TFDS registry name of the builder below
@@ -33,7 +34,7 @@ TRAIN_PER_CLASS = 500
 CLASS_SEED = 0
 FILE_SEED = 0
 _HEADER = ("# ImageNet-100 classes of tinynet_jax: the 100 ImageNet-1k synsets with the smallest\n"
-           f"# sha256('{CLASS_SEED}:<wnid>'), in wnid order (tinynet_jax.data.imagenet100.draw_classes).\n")
+           f"# sha256('{CLASS_SEED}:<wnid>'), in wnid order (tinynet_jax.data.tfdata.imagenet100.draw_classes).\n")
 
 
 def _rank(seed: int, key: str) -> str:
@@ -52,7 +53,7 @@ def class_list_text(wnids: Sequence[str]) -> str:
 
 def read_class_list(variant: str) -> tuple[str, ...]:
   """The wnids of a variant ('tinynet' or 'cmc') from the package's data file ('#' lines are comments)."""
-  text = resources.files("tinynet_jax.data").joinpath(CLASS_FILES[variant]).read_text()
+  text = resources.files("tinynet_jax.data.tfdata").joinpath(CLASS_FILES[variant]).read_text()
   wnids = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
   assert len(wnids) == NUM_CLASSES == len(set(wnids)), f"corrupt class list {CLASS_FILES[variant]}"
   return wnids
@@ -75,8 +76,7 @@ def select_train_files(names_by_class: Mapping[str, Iterable[str]], per_class: i
 def read_imagenet(data_dir: str | None, split: str, labels: Sequence[int],
                   with_images: bool = True) -> Iterator[tuple[str, int, bytes | None]]:
   """(file_name, imagenet label, JPEG bytes or None) of the examples of `split` whose label is in `labels`."""
-  from tinynet_jax.data.sources import open_imagenet2012
-  builder = open_imagenet2012(data_dir)
+  builder = builders.open_imagenet2012(data_dir)
   ds = builder.as_dataset(split=split, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
   wanted = tf.constant(sorted(labels), tf.int64)
   ds = ds.filter(lambda ex: tf.reduce_any(tf.equal(ex["label"], wanted)))
@@ -132,7 +132,6 @@ class TinynetImagenet100(tfds.core.GeneratorBasedBuilder):
 
 def builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
   """The prepared ImageNet-100 variant `name`; materialised from imagenet2012 on first use."""
-  from tinynet_jax.data.sources import open_imagenet2012, prepare_once
 
   def make():
     b = TinynetImagenet100(config=VARIANTS[name], data_dir=data_dir)
@@ -142,7 +141,7 @@ def builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
   existing = make()
   if not existing.is_prepared():
     try:
-      open_imagenet2012(data_dir)
+      builders.open_imagenet2012(data_dir)
     except DataError as e:
       raise DataError(f"{name} is built from imagenet2012, which is not prepared: {e}") from None
-  return prepare_once(make)
+  return builders.prepare_once(make)

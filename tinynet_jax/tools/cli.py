@@ -7,7 +7,7 @@ import sys
 from typing import Callable, Sequence
 
 from tinynet_jax.errors import TinynetError
-from tinynet_jax.spec import BASE_RESOLUTION, RULES, ModelSpec, model_spec
+from tinynet_jax.arch import BASE_RESOLUTION, RULES, ModelSpec, model_spec
 
 USAGE_ERROR = 2
 

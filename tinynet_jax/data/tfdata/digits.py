@@ -19,7 +19,8 @@ import importlib.util
 
 import numpy as np
 
-from tinynet_jax.data.tfenv import tfds
+from tinynet_jax.data.tfdata import builders
+from tinynet_jax.data.tfdata.tfenv import tfds
 from tinynet_jax.errors import DataError
 
 NAME = "tinynet_digits"  # TFDS registry name of the builder below
@@ -82,9 +83,8 @@ class TinynetDigits(tfds.core.GeneratorBasedBuilder):
 
 def builder(data_dir: str | None) -> tfds.core.DatasetBuilder:
   """The digits builder in `data_dir`, prepared there on first use (a few seconds, no download)."""
-  from tinynet_jax.data.sources import prepare_once
   if importlib.util.find_spec("sklearn") is None and not TinynetDigits(data_dir=data_dir).is_prepared():
     raise DataError("dataset 'digits' is built from scikit-learn's copy: pip install scikit-learn "
                     "(part of 'tinynet_jax[data]')")
-  return prepare_once(lambda: TinynetDigits(data_dir=data_dir))
+  return builders.prepare_once(lambda: TinynetDigits(data_dir=data_dir))
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 from tinynet_jax.data.core import FILL, RandAugmentSpec
-from tinynet_jax.data.tfenv import tf
+from tinynet_jax.data.tfdata.tfenv import tf
 
 _LEVEL_DENOM = 10.0
 

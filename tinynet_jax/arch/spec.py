@@ -12,8 +12,8 @@ from numbers import Real
 from typing import Any, Iterable, Sequence
 
 from tinynet_jax.errors import SpecError
-from tinynet_jax.spec.grammar import BlockDef, parse_block
-from tinynet_jax.spec.rounding import make_divisible, round_channels, scale_stage_depth
+from tinynet_jax.arch.grammar import BlockDef, parse_block
+from tinynet_jax.arch.rounding import make_divisible, round_channels, scale_stage_depth
 
 # EfficientNet-B0 (Tan & Le 2019) in timm's grammar: one entry per stage, 16 blocks in all.
 EFFICIENTNET_B0_ARCH: tuple[tuple[str, ...], ...] = (

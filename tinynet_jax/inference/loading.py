@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tinynet_jax.errors import CheckpointError, DataError
-from tinynet_jax.spec import ModelSpec
+from tinynet_jax.arch import ModelSpec
 
 IMAGENET_CLASSES = 1000
 
@@ -82,9 +82,9 @@ def load_checkpoint(directory: str, *, ema: bool = False, **model_kwargs) -> Loa
 def preprocess(paths: Sequence[str], resolution: int, crop_pct: float | None = None) -> np.ndarray:
   """Image files -> float32 (N, res, res, 3): timm's eval transform (short side to floor(res / 0.875),
   bicubic, centre crop, ImageNet mean/std)."""
-  from tinynet_jax.data import augment
+  from tinynet_jax.data.tfdata import augment
   from tinynet_jax.data.core import EVAL_CROP_PCT
-  from tinynet_jax.data.tfenv import tf
+  from tinynet_jax.data.tfdata.tfenv import tf
   transform = augment.eval_transform(resolution, EVAL_CROP_PCT if crop_pct is None else crop_pct)
   images = []
   for path in paths:

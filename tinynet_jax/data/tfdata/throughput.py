@@ -10,10 +10,10 @@ import time
 
 import numpy as np
 
-from tinynet_jax.data import augment as aug
+from tinynet_jax.data.tfdata import augment as aug
 from tinynet_jax.data import schedule
 from tinynet_jax.data.core import Augment
-from tinynet_jax.data.tfenv import dataset_options, tf
+from tinynet_jax.data.tfdata.tfenv import dataset_options, tf
 
 RECIPES = {"paper": Augment(),
            "ra": Augment(color_jitter=0.0, randaugment="rand-m9-mstd0.5", random_erasing=0.2,

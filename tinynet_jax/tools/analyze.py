@@ -1,0 +1,43 @@
+"""``python -m tinynet_jax.analyze DIR|results.jsonl [--out DIR] [--metric top1]``: frontier, formula, figures, report.
+
+Runs over any sweep's results (also one assembled from job-array shards) without training anything.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tinynet_jax.tools.cli import ArgumentParser, run
+
+PROG = "python -m tinynet_jax.analyze"
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0].split(": ", 1)[-1])
+  parser.add_argument("results", help="a sweep directory or its results.jsonl")
+  parser.add_argument("--out", help="where to write formula.json, figures and report.md (default: the sweep dir)")
+  parser.add_argument("--metric", default="top1", choices=("top1", "ema_top1"), help="accuracy for the frontier")
+  parser.add_argument("--fit-on", default="frontier", choices=("frontier", "level_best", "auto"),
+                      help="frontier models (the paper), each level's best, or auto (frontier unless too small)")
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  from tinynet_jax.search.analysis import analyze
+  from tinynet_jax.search.results import results_path
+  path = results_path(args.results)
+  out = Path(args.out) if args.out else path.parent
+  summary = analyze(path, out, metric=args.metric, fit_on=args.fit_on)
+  print(f"report: {summary['report']}")
+  print(f"formula: {summary['formula_path']} (frontier: {', '.join(summary['frontier'])})")
+  return 0
+
+
+def entry() -> int:
+  return run(main, PROG)
+
+
+if __name__ == "__main__":
+  sys.exit(entry())
