@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tinynet_jax.tools.cli import ArgumentParser, positive_int, run  # noqa: E402
+from tinynet_jax.tools.cli import ArgumentParser, parse_config_flags, positive_int, run  # noqa: E402
 from tinynet_jax.errors import ConfigError  # noqa: E402
 
 PROG = "python launch/sweep.py"
@@ -33,15 +33,7 @@ def load_config(config: str, overrides: list[str]):
   from ml_collections import config_flags
   values = flags.FlagValues()
   config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True)
-  from tinynet_jax.tools.main import config_load_error, flag_error_message, unknown_field_message
-  try:
-    values(["sweep.py", f"--config={config}", *overrides])
-  except flags.Error as e:
-    raise ConfigError(flag_error_message(e)) from None
-  except (AttributeError, KeyError) as e:
-    raise ConfigError(unknown_field_message(e)) from None
-  if config_load_error(values.config):
-    raise ConfigError(config_load_error(values.config))
+  parse_config_flags(values, ["sweep.py", f"--config={config}", *overrides])
   if "sweep" not in values.config:
     raise ConfigError(f"{config} is not a sweep config (no 'sweep' field)")
   return values.config

@@ -1,4 +1,4 @@
-"""What every command-line tool shares: model-selection flags, one-line errors with exit code 2."""
+"""What every command-line tool shares: model-selection flags, config-flag parsing, one-line errors with exit 2."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,7 @@ import math
 import sys
 from typing import Callable, Sequence
 
-from tinynet_jax.errors import TinynetError
+from tinynet_jax.errors import ConfigError, TinynetError
 from tinynet_jax.arch import BASE_RESOLUTION, RULES, ModelSpec, model_spec
 
 USAGE_ERROR = 2
@@ -77,3 +77,54 @@ def run(main: Callable[[Sequence[str] | None], int | None], prog: str,
     message = " ".join(str(e).split())  # exactly one line
     print(f"{prog}: error: {message}", file=sys.stderr)
     return USAGE_ERROR
+
+
+# --config (ml_collections config_flags under absl): python -m tinynet_jax.main and launch/sweep.py.
+
+def flag_error_message(error: Exception) -> str:
+  """config_flags re-raises a get_config() error with its traceback in the text: keep the error's own line."""
+  text = str(error)
+  if "Traceback (most recent call last)" not in text:
+    return text
+  last = text.strip().splitlines()[-1]
+  kind, sep, message = last.partition(": ")
+  return f"--config: {message}" if sep and "Error" in kind else last
+
+
+def unknown_field_message(error: Exception) -> str:
+  """ConfigDict's KeyError (possibly wrapped in AttributeError) -> 'unknown config field x; Did you mean y?'."""
+  details = []
+  while isinstance(error, (AttributeError, KeyError)):
+    if error.args and isinstance(error.args[0], str):
+      details.append(error.args[0])
+    error = error.__context__
+  detail = next((d for d in details if "\n" in d), details[-1] if details else "")
+  name, _, hint = detail.partition("\n")
+  return f"unknown config field {name}{'; ' + hint if hint else ''}"
+
+
+def config_load_error(config) -> str | None:
+  """The one-line error of a --config file that failed to load, else None. config_flags hands back a stand-in
+  that raises OSError on first use; its last line names the cause ("[Errno 2] No such file ...: 'x.py'")."""
+  try:
+    config.get("")
+  except OSError as e:
+    return f"--config: cannot load the config file: {str(e).strip().splitlines()[-1].strip()}"
+  return None
+
+
+def parse_config_flags(flag_values, argv: Sequence[str]) -> list[str]:
+  """Parses absl `flag_values` holding a config_flags ``--config``; every config problem (bad flag, unknown
+  field, unloadable file) becomes a one-line `ConfigError`. Errors a config file's get_config raises pass."""
+  from absl import flags
+  try:
+    rest = flag_values(list(argv))
+  except flags.Error as e:
+    raise ConfigError(flag_error_message(e)) from None
+  except (AttributeError, KeyError) as e:  # --config.no_such_field=...
+    raise ConfigError(unknown_field_message(e)) from None
+  if flag_values["config"].value is not None:
+    message = config_load_error(flag_values["config"].value)
+    if message:
+      raise ConfigError(message)
+  return rest

@@ -13,7 +13,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from tinynet_jax.tools.cli import USAGE_ERROR
+from tinynet_jax.tools.cli import USAGE_ERROR, parse_config_flags
 from tinynet_jax.errors import TinynetError
 
 PROG = "python -m tinynet_jax.main"
@@ -30,49 +30,11 @@ def _fail(message: str) -> None:
   sys.exit(USAGE_ERROR)
 
 
-def flag_error_message(error: flags.Error) -> str:
-  """config_flags re-raises a get_config() error with its traceback in the text: keep the error's own line."""
-  text = str(error)
-  if "Traceback (most recent call last)" not in text:
-    return text
-  last = text.strip().splitlines()[-1]
-  kind, sep, message = last.partition(": ")
-  return f"--config: {message}" if sep and "Error" in kind else last
-
-
-def unknown_field_message(error: Exception) -> str:
-  """ConfigDict's KeyError (possibly wrapped in AttributeError) -> 'unknown config field x; Did you mean y?'."""
-  details = []
-  while isinstance(error, (AttributeError, KeyError)):
-    if error.args and isinstance(error.args[0], str):
-      details.append(error.args[0])
-    error = error.__context__
-  detail = next((d for d in details if "\n" in d), details[-1] if details else "")
-  name, _, hint = detail.partition("\n")
-  return f"unknown config field {name}{'; ' + hint if hint else ''}"
-
-
-def config_load_error(config) -> str | None:
-  """The one-line error of a --config file that failed to load, else None. config_flags hands back a stand-in
-  that raises OSError on first use; its last line names the cause ("[Errno 2] No such file ...: 'x.py'")."""
-  try:
-    config.get("")
-  except OSError as e:
-    return f"--config: cannot load the config file: {str(e).strip().splitlines()[-1].strip()}"
-  return None
-
-
 def parse_flags(argv):
   try:
-    rest = FLAGS(argv)
-  except flags.Error as e:
-    _fail(flag_error_message(e))
-  except TinynetError as e:  # raised by a config file's get_config(arg)
+    rest = parse_config_flags(FLAGS, argv)
+  except TinynetError as e:  # a config problem, or raised by a config file's get_config(arg)
     _fail(e)
-  except (AttributeError, KeyError) as e:  # --config.no_such_field=...
-    _fail(unknown_field_message(e))
-  if FLAGS.config is not None and config_load_error(FLAGS.config):
-    _fail(config_load_error(FLAGS.config))
   if FLAGS.config is None:
     _fail("--config is required, e.g. --config=configs/train.py:model=tinynet_e,dataset=digits")
   if not FLAGS.workdir:
