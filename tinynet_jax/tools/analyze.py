@@ -8,6 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from tinynet_jax.search.analysis import analyze
+from tinynet_jax.search.results import results_path
 from tinynet_jax.tools.cli import ArgumentParser, run
 
 PROG = "python -m tinynet_jax.analyze"
@@ -23,15 +25,21 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def print_summary(summary: dict) -> None:
+  """The analysis in a few lines: where the report and formula are, and the formula's model per level."""
+  print(f"report: {summary['report']}")
+  print(f"formula: {summary['formula_path']} (frontier: {', '.join(summary['frontier'])})")
+  for row in summary.get("formula", ()):
+    print(f"  {row['budget_macs'] / 1e6:8.2f}M MACs -> r={row['r']:.3f} d={row['d']:.3f} w={row['w']:g} "
+          f"({row['resolution']} px, {row['macs'] / 1e6:.2f}M MACs, {row['params']:,} params)")
+
+
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
-  from tinynet_jax.search.analysis import analyze
-  from tinynet_jax.search.results import results_path
   path = results_path(args.results)
   out = Path(args.out) if args.out else path.parent
   summary = analyze(path, out, metric=args.metric, fit_on=args.fit_on)
-  print(f"report: {summary['report']}")
-  print(f"formula: {summary['formula_path']} (frontier: {', '.join(summary['frontier'])})")
+  print_summary(summary)
   return 0
 
 

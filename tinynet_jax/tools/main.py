@@ -10,11 +10,16 @@ import logging
 import os
 import sys
 
+import jax
 from absl import app, flags
 from ml_collections import config_flags
 
 from tinynet_jax.tools.cli import USAGE_ERROR, parse_config_flags
 from tinynet_jax.errors import TinynetError
+from tinynet_jax.inference.evaluate import evaluate_checkpoint
+from tinynet_jax.search.runner import run_sweep
+from tinynet_jax.tools.analyze import print_summary
+from tinynet_jax.train import train_and_evaluate
 
 PROG = "python -m tinynet_jax.main"
 FLAGS = flags.FLAGS
@@ -48,7 +53,6 @@ def _init_distributed() -> None:
   """jax.distributed for multi-process runs: explicit flags, or the cluster's environment (SLURM, TPU pods)."""
   explicit = FLAGS.coordinator_address is not None
   if explicit or os.environ.get("TINYNET_DISTRIBUTED") == "1":
-    import jax
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU processes talk over gloo
     kwargs = {}
     if explicit:
@@ -57,32 +61,21 @@ def _init_distributed() -> None:
     jax.distributed.initialize(**kwargs)
 
 
-def _print_sweep_summary(summary: dict) -> None:
-  print(f"report: {summary['report']}")
-  print(f"formula: {summary['formula_path']} (frontier: {', '.join(summary['frontier'])})")
-  for row in summary["formula"]:
-    print(f"  {row['budget_macs'] / 1e6:8.2f}M MACs -> r={row['r']:.3f} d={row['d']:.3f} w={row['w']:g} "
-          f"({row['resolution']} px, {row['macs'] / 1e6:.2f}M MACs, {row['params']:,} params)")
-
-
 def main(argv) -> int:
   del argv
   _init_distributed()
   try:
     if FLAGS.config.get("mode") == "eval":  # configs/eval.py: evaluate a checkpoint
-      from tinynet_jax.inference.evaluate import evaluate_checkpoint
       result = evaluate_checkpoint(FLAGS.config, FLAGS.workdir)
       print(f"{result['model']} on {result['dataset']} ({result['examples']} images, {result['resolution']} px): "
             f"top-1 {result['top1']:.2%}, top-5 {result['top5']:.2%}")
     elif "sweep" in FLAGS.config:  # configs/sweep.py: the Rubik's cube search
       logging.getLogger().setLevel(logging.WARNING)  # one progress line per model instead of each run's log
-      from tinynet_jax.search.runner import run_sweep
       result = run_sweep(FLAGS.config, FLAGS.workdir)
       if result.get("complete") and "report" in result:
-        _print_sweep_summary(result)
+        print_summary(result)
     else:
       logging.getLogger().setLevel(logging.INFO)
-      from tinynet_jax.train import train_and_evaluate
       result = train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except TinynetError as e:
     _fail(e)
