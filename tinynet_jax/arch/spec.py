@@ -12,6 +12,7 @@ from numbers import Real
 from typing import Any, Iterable, Sequence
 
 from tinynet_jax.errors import SpecError
+from tinynet_jax.arch.geometry import check_resolution
 from tinynet_jax.arch.grammar import BlockDef, parse_block
 from tinynet_jax.arch.rounding import make_divisible, round_channels, scale_stage_depth
 
@@ -133,12 +134,6 @@ def check_multiplier(name: str, value: Any) -> float:
   if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
     raise SpecError(f"{name} must be a finite number > 0, got {value!r}")
   return float(value)
-
-
-def check_resolution(value: Any, name: str = "resolution") -> int:
-  if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-    raise SpecError(f"{name} must be a positive integer, got {value!r}")
-  return value
 
 
 def _build_block(block: BlockDef, in_channels: int, out_channels: int, stride: int) -> BlockSpec:

@@ -9,19 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from tinynet_jax.arch import BlockSpec, ModelSpec
-from tinynet_jax.arch.spec import check_resolution
-
-
-def conv_output_size(size: int, kernel: int, stride: int) -> int:
-  """Output size of a conv with timm's symmetric padding ``((stride - 1) + (kernel - 1)) // 2``."""
-  padding = ((stride - 1) + (kernel - 1)) // 2
-  return (size + 2 * padding - kernel) // stride + 1
+from tinynet_jax.arch import BlockSpec, ModelSpec, check_resolution, conv_output_size, conv_padding
 
 
 def _valid_taps_1d(size: int, kernel: int, stride: int) -> int:
   """Kernel taps that land inside the (unpadded) input, summed over the output positions of one axis."""
-  padding = ((stride - 1) + (kernel - 1)) // 2
+  padding = conv_padding(kernel, stride)
   total = 0
   for out in range(conv_output_size(size, kernel, stride)):
     start = out * stride - padding

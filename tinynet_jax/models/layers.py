@@ -10,6 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from tinynet_jax.arch.geometry import conv_output_size, conv_padding
+
 # PyTorch BatchNorm2d defaults used by the official models: momentum 0.1 (Flax keeps 1 - 0.1), eps 1e-5.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -88,8 +90,8 @@ def dense_kernel_init(key, shape, dtype=jnp.float32):
 
 
 def symmetric_padding(kernel: int, stride: int) -> tuple[tuple[int, int], tuple[int, int]]:
-  """PyTorch-style ``((stride - 1) + (kernel - 1)) // 2`` on both sides; 'SAME' would pad k3/s2 as (0, 1)."""
-  pad = ((stride - 1) + (kernel - 1)) // 2
+  """`conv_padding` (timm's symmetric padding) on both sides of both spatial axes, as flax/lax take it."""
+  pad = conv_padding(kernel, stride)
   return ((pad, pad), (pad, pad))
 
 
@@ -128,8 +130,7 @@ class DepthwiseConv(nn.Module):
       return jax.lax.conv_general_dilated(x, kernel, (s, s), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                           feature_group_count=self.features)
     height, width = x.shape[1:3]
-    out_h = (height + sum(padding[0]) - k) // s + 1
-    out_w = (width + sum(padding[1]) - k) // s + 1
+    out_h, out_w = conv_output_size(height, k, s), conv_output_size(width, k, s)
     x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
     out = None
     for i in range(k):
