@@ -19,7 +19,8 @@ from PIL import Image  # noqa: E402
 
 from tinynet_jax.data.tfdata import augment as A  # noqa: E402
 from tinynet_jax.data.tfdata import randaugment as ra  # noqa: E402
-from tinynet_jax.data.core import FILL, MEAN, STD, Augment, parse_randaugment  # noqa: E402
+from tinynet_jax.data.preprocessing import FILL, MEAN, STD  # noqa: E402
+from tinynet_jax.data.types import Augment, parse_randaugment  # noqa: E402
 from tinynet_jax.data.tfdata.tfenv import tf  # noqa: E402
 
 IMAGENET_FILL = (124, 116, 104)  # timm: tuple(min(255, round(255 * x)) for x in IMAGENET_DEFAULT_MEAN)

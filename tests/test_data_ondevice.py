@@ -6,7 +6,7 @@ import pytest
 
 from tinynet_jax import data
 from tinynet_jax.data import ondevice, schedule
-from tinynet_jax.data.core import MEAN, STD
+from tinynet_jax.data.preprocessing import MEAN, STD
 from tinynet_jax.errors import DataError
 
 PLAIN = data.Augment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=False, color_jitter=0.0)

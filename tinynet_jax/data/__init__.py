@@ -26,14 +26,15 @@ from typing import Iterator
 
 import numpy as np
 
+from tinynet_jax.arch import check_resolution
 from tinynet_jax.data import schedule, synthetic
-from tinynet_jax.data.core import (DATASETS, EVAL_CROP_PCT, Augment, DatasetInfo, check_crop_pct, check_resolution,
-                                   local_batch_size)
+from tinynet_jax.data.preprocessing import EVAL_CROP_PCT, check_crop_pct
+from tinynet_jax.data.schedule import local_batch_size
+from tinynet_jax.data.types import DATASETS, Augment, DatasetInfo
 from tinynet_jax.errors import DataError
 
 __all__ = ["Augment", "DatasetInfo", "DATASETS", "dataset_info", "train_iterator", "eval_iterator",
            "resident_train_arrays", "resident_index_iterator"]
-
 
 
 def _tf_module(name: str, module: str):
@@ -70,7 +71,7 @@ def train_iterator(name: str, *, global_batch_size: int, resolution: int, seed: 
   process_count.
   """
   local = local_batch_size(global_batch_size, process_index, process_count)
-  resolution = check_resolution(resolution)
+  resolution = check_resolution(resolution, error=DataError)
   start_step = _check_int("start_step", start_step, minimum=0)
   seed = _check_int("seed", seed)
   if not isinstance(augment, Augment):
@@ -92,7 +93,7 @@ def eval_iterator(name: str, *, global_batch_size: int, resolution: int, data_di
   Preprocessing: short side to floor(res / crop_pct) (timm's 0.875), bicubic, centre crop res x res.
   """
   local = local_batch_size(global_batch_size, process_index, process_count)
-  resolution = check_resolution(resolution)
+  resolution = check_resolution(resolution, error=DataError)
   crop_pct = check_crop_pct(crop_pct)
   common = dict(local_batch_size=local, resolution=resolution, process_index=process_index,
                 process_count=process_count)
@@ -110,7 +111,7 @@ def resident_train_arrays(name: str, *, size: int, data_dir: str | None = None,
   on-device random-resized crop (`tinynet_jax.data.ondevice`) then works on that square. Not cached here: the
   training loop keeps the device copy for every model of a process.
   """
-  size = check_resolution(size)
+  size = check_resolution(size, error=DataError)
   if name == "synthetic":
     return synthetic.train_arrays(size, **options)
   source = _tf_module(name, "sources").open_source(name, data_dir, options)

@@ -18,7 +18,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from tinynet_jax.data.core import MEAN, STD, Augment
+from tinynet_jax.data.preprocessing import MEAN, STD
+from tinynet_jax.data.types import Augment
 from tinynet_jax.errors import DataError
 
 # Salts of the per-stage keys, as in the TF pipeline; never renumber them.

@@ -10,7 +10,12 @@ the same on every numpy version and platform.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
+
+from tinynet_jax.errors import DataError
+
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
   """The splitmix64 finaliser on uint64 arrays (wrapping arithmetic)."""
@@ -86,3 +91,18 @@ def eval_num_batches(n: int, local_batch_size: int, process_count: int) -> int:
   """Batches every process yields: enough for the largest share, so all processes run the same count."""
   largest = -(-n // process_count)
   return -(-largest // local_batch_size)
+
+
+def local_batch_size(global_batch_size: int, process_index: int, process_count: int) -> int:
+  """Rows per process; a DataError unless the global batch splits evenly over the processes."""
+  if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, numbers.Integral) \
+      or global_batch_size <= 0:
+    raise DataError(f"global_batch_size must be a positive integer, got {global_batch_size!r}")
+  if not isinstance(process_count, int) or process_count <= 0:
+    raise DataError(f"process_count must be a positive integer, got {process_count!r}")
+  if not isinstance(process_index, int) or not 0 <= process_index < process_count:
+    raise DataError(f"process_index must be in [0, {process_count}), got {process_index!r}")
+  if global_batch_size % process_count:
+    raise DataError(f"global_batch_size {global_batch_size} does not divide evenly over {process_count} "
+                    "processes")
+  return global_batch_size // process_count

@@ -12,7 +12,8 @@ from typing import Iterator
 import numpy as np
 
 from tinynet_jax.data import schedule
-from tinynet_jax.data.core import MEAN, STD, DatasetInfo
+from tinynet_jax.data.preprocessing import MEAN, STD
+from tinynet_jax.data.types import DatasetInfo
 from tinynet_jax.errors import DataError
 
 DEFAULTS = dict(num_classes=1000, num_train=1_281_167, num_eval=50_000)  # ImageNet-1k's sizes

@@ -83,7 +83,7 @@ def preprocess(paths: Sequence[str], resolution: int, crop_pct: float | None = N
   """Image files -> float32 (N, res, res, 3): timm's eval transform (short side to floor(res / 0.875),
   bicubic, centre crop, ImageNet mean/std)."""
   from tinynet_jax.data.tfdata import augment
-  from tinynet_jax.data.core import EVAL_CROP_PCT
+  from tinynet_jax.data.preprocessing import EVAL_CROP_PCT
   from tinynet_jax.data.tfdata.tfenv import tf
   transform = augment.eval_transform(resolution, EVAL_CROP_PCT if crop_pct is None else crop_pct)
   images = []

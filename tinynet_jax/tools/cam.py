@@ -72,7 +72,7 @@ def overlay(image_uint8, cam, alpha: float = 0.45):
 def display_image(path: str, resolution: int):
   """The same centre crop the model sees, in [0, 255] for display."""
   import numpy as np
-  from tinynet_jax.data.core import MEAN, STD
+  from tinynet_jax.data.preprocessing import MEAN, STD
   from tinynet_jax.inference import preprocess
   pixels = preprocess([path], resolution)
   return pixels, np.clip((pixels[0] * np.asarray(STD) + np.asarray(MEAN)) * 255.0, 0, 255)

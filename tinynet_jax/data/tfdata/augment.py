@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 
 from tinynet_jax.data.tfdata import randaugment as ra
-from tinynet_jax.data.core import EVAL_CROP_PCT, MEAN, STD, Augment, eval_resize_size
+from tinynet_jax.data.preprocessing import EVAL_CROP_PCT, MEAN, STD, eval_resize_size
+from tinynet_jax.data.types import Augment
 from tinynet_jax.data.tfdata.tfenv import tf
 
 # Salts for the per-stage seeds; never renumber them (that would change every augmentation).

@@ -6,7 +6,7 @@ import fcntl
 import os
 from typing import Any, Callable
 
-from tinynet_jax.data.core import DATASETS
+from tinynet_jax.data.types import DATASETS
 from tinynet_jax.data.tfdata.tfenv import tfds
 from tinynet_jax.errors import DataError
 

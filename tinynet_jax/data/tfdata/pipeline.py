@@ -26,7 +26,7 @@ import numpy as np
 
 from tinynet_jax.data.tfdata import augment as aug
 from tinynet_jax.data import schedule
-from tinynet_jax.data.core import Augment
+from tinynet_jax.data.types import Augment
 from tinynet_jax.data.tfdata.sources import SKIP_DECODING, Source
 from tinynet_jax.data.tfdata.tfenv import dataset_options, tf
 from tinynet_jax.errors import DataError

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 
-from tinynet_jax.data.core import FILL, RandAugmentSpec
+from tinynet_jax.data.preprocessing import FILL
+from tinynet_jax.data.types import RandAugmentSpec
 from tinynet_jax.data.tfdata.tfenv import tf
 
 _LEVEL_DENOM = 10.0

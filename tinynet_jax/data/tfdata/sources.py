@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tinynet_jax.data.core import DatasetInfo
+from tinynet_jax.data.types import DatasetInfo
 from tinynet_jax.data.tfdata import builders, digits, imagenet100
 from tinynet_jax.data.tfdata.tfenv import tf, tfds
 from tinynet_jax.errors import DataError

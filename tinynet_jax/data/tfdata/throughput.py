@@ -12,7 +12,7 @@ import numpy as np
 
 from tinynet_jax.data.tfdata import augment as aug
 from tinynet_jax.data import schedule
-from tinynet_jax.data.core import Augment
+from tinynet_jax.data.types import Augment
 from tinynet_jax.data.tfdata.tfenv import dataset_options, tf
 
 RECIPES = {"paper": Augment(),

@@ -1,24 +1,16 @@
-"""The data package's value types and constants; nothing here imports TensorFlow."""
+"""The data package's value types: the dataset names, what a dataset is (`DatasetInfo`) and how it is
+augmented (`Augment`, `RandAugmentSpec`); pure Python, validated on construction."""
 from __future__ import annotations
 
 import dataclasses
 import functools
 import math
-import numbers
 import re
 
 from tinynet_jax.errors import DataError
 
 # The names this package defines; any TFDS image-classification dataset also works by its TFDS name.
 DATASETS = ("digits", "imagenet2012", "imagenet100", "imagenet100_cmc", "synthetic")
-
-# timm's IMAGENET_DEFAULT_MEAN / _STD, applied to [0, 1] pixels.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-# timm's RandAugment fill colour: the mean as uint8, `min(255, round(255 * m))` (124, 116, 104).
-FILL = tuple(min(255, round(255 * m)) for m in MEAN)
-# Eval: resize the short side to floor(res / 0.875), centre-crop res (timm DEFAULT_CROP_PCT).
-EVAL_CROP_PCT = 0.875
 INTERPOLATIONS = ("bicubic", "bilinear", "random")
 
 
@@ -117,35 +109,3 @@ class DatasetInfo:
   num_train: int
   num_eval: int
   label_names: tuple[str, ...] | None = dataclasses.field(default=None, repr=False)  # 1000 wnids: keep repr short
-
-
-def local_batch_size(global_batch_size: int, process_index: int, process_count: int) -> int:
-  """Rows per process; a DataError unless the global batch splits evenly over the processes."""
-  if isinstance(global_batch_size, bool) or not isinstance(global_batch_size, numbers.Integral) \
-      or global_batch_size <= 0:
-    raise DataError(f"global_batch_size must be a positive integer, got {global_batch_size!r}")
-  if not isinstance(process_count, int) or process_count <= 0:
-    raise DataError(f"process_count must be a positive integer, got {process_count!r}")
-  if not isinstance(process_index, int) or not 0 <= process_index < process_count:
-    raise DataError(f"process_index must be in [0, {process_count}), got {process_index!r}")
-  if global_batch_size % process_count:
-    raise DataError(f"global_batch_size {global_batch_size} does not divide evenly over {process_count} "
-                    "processes")
-  return global_batch_size // process_count
-
-
-def check_resolution(resolution: int) -> int:
-  if isinstance(resolution, bool) or not isinstance(resolution, numbers.Integral) or resolution <= 0:
-    raise DataError(f"resolution must be a positive integer, got {resolution!r}")
-  return int(resolution)
-
-
-def check_crop_pct(crop_pct: float) -> float:
-  if isinstance(crop_pct, bool) or not isinstance(crop_pct, numbers.Real) or not 0 < crop_pct <= 1:
-    raise DataError(f"eval crop_pct must be in (0, 1], got {crop_pct!r}")
-  return float(crop_pct)
-
-
-def eval_resize_size(resolution: int, crop_pct: float = EVAL_CROP_PCT) -> int:
-  """Short side before the centre crop: ``floor(res / crop_pct)`` as in timm's eval transform (0.875)."""
-  return math.floor(resolution / crop_pct)
