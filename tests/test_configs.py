@@ -42,15 +42,20 @@ def test_recipes_read_like_the_paper():
   assert (ra.augment.randaugment, ra.augment.random_erasing, ra.drop_path_rate) == ("rand-m9-mstd0.5", 0.2, 0.2)
 
 
-def test_imagenet_table_matches_the_zoo():
-  table = load("imagenet").TABLE
-  assert set(table) == set(ZOO)
-  for name, (r, d, w, resolution, mflops, top1, _) in table.items():
-    spec, entry = model_spec(name), ZOO[name]
-    assert spec.resolution == resolution
-    if r is not None:
-      assert (r, d, w) == (entry.r, entry.d, entry.w)
-    assert (mflops, top1) == (entry.paper_mflops, entry.paper_top1)
+def test_imagenet_configs_are_the_zoo():
+  """configs/imagenet.py has one config per zoo model, building exactly that model with train.py's recipe."""
+  imagenet, train = load("imagenet"), load("train")
+  for name in ZOO:
+    config = imagenet.get_config(f"model={name}")
+    assert model_spec_from_config(config) == model_spec(name)
+    for recipe in ("paper", "ra"):
+      ours, theirs = (c.get_config(f"model={name},recipe={recipe}") for c in (imagenet, train))
+      assert ours.drop_path_rate == theirs.drop_path_rate
+  # The paper recipe's one per-model departure: drop path 0.1 for TinyNet-B only (official README).
+  assert [n for n in ZOO if imagenet.get_config(f"model={n}").drop_path_rate] == ["tinynet_b"]
+  assert imagenet.get_config("model=tinynet_b").drop_path_rate == 0.1
+  with pytest.raises(ConfigError, match="rows: " + ", ".join(ZOO)):
+    imagenet.get_config("model=resnet50")
 
 
 @pytest.mark.parametrize("name, arg", [("train", "modle=tinynet_a"), ("train", "recipe=fast"),
@@ -70,3 +75,131 @@ def test_sweep_configs_build_and_plan(arg, planned):
   assert len(plan.models) == planned
   spec = model_spec_from_config(train_config(config, plan.models[0]))
   assert spec.resolution == int(config.train.base_resolution * plan.models[0].r)
+
+
+# The recipe's arithmetic, written out: base LR lr_per_1024 * batch / 1024; warm-up from 1e-6, linear per epoch;
+# then x decay_rate every decay_epochs (per-epoch steps). steps_per_epoch = num_train // batch.
+def _recipe_lr(step, *, spe, lr, warmup, every, rate):
+  epoch = step // spe
+  return 1e-6 + epoch * (lr - 1e-6) / warmup if epoch < warmup else lr * rate ** (epoch // every)
+
+
+def _old_schedule(step, *, steps_per_epoch, base_lr, warmup_epochs, warmup_lr, decay_epochs, decay_rate):
+  """optim.step_decay_schedule before durations had units (commit 9138beb), verbatim: float32 bit for bit."""
+  import jax.numpy as jnp
+  epoch = jnp.floor_divide(step, steps_per_epoch).astype(jnp.float32)
+  warm = warmup_lr + epoch * (base_lr - warmup_lr) / max(warmup_epochs, 1e-12)
+  decayed = base_lr * decay_rate ** jnp.floor(epoch / decay_epochs)
+  return jnp.where(epoch < warmup_epochs, warm, decayed)
+
+
+SCHEDULES = [  # config, num_train, (steps_per_epoch, total_steps), expected LR at steps
+    (("train", None), 1_281_167, (1251, 450 * 1251), {
+        0: 1e-6, 1250: 1e-6, 1251: 1e-6 + (0.048 - 1e-6) / 3, 2 * 1251: 1e-6 + 2 * (0.048 - 1e-6) / 3,
+        3 * 1251: 0.048 * 0.97, 5 * 1251 - 1: 0.048 * 0.97, 5 * 1251: 0.048 * 0.97 ** 2,
+        8 * 1251: 0.048 * 0.97 ** 3, 450 * 1251 - 1: 0.048 * 0.97 ** 187}),
+    (("train", "model=tinynet_e,dataset=digits,runlocal"), 1437, (22, 264), {
+        0: 1e-6, 21: 1e-6, 22: 0.003 * 0.85, 43: 0.003 * 0.85, 44: 0.003 * 0.85 ** 2, 263: 0.003 * 0.85 ** 11}),
+    (("sweep", "demo"), 1437, (22, 80), {0: 0.003, 21: 0.003, 22: 0.003 * 0.85, 66: 0.003 * 0.85 ** 3,
+                                         79: 0.003 * 0.85 ** 3}),
+    (("sweep", None), 126_689, (247, 7410), {0: 1e-6, 246: 1e-6, 247: 0.024 * 0.9, 494: 0.024 * 0.9 ** 2,
+                                             7409: 0.024 * 0.9 ** 29}),
+]
+
+
+@pytest.mark.parametrize("which, num_train, lengths, expected", SCHEDULES, ids=[str(s[0]) for s in SCHEDULES])
+def test_existing_configs_keep_their_lr_schedule(which, num_train, lengths, expected):
+  from tinynet_jax.train.config import schedule_lengths
+  from tinynet_jax.train.optim import make_optimizer
+  config = load(which[0]).get_config(which[1])
+  config = config.train if which[0] == "sweep" else config
+  resolved = schedule_lengths(config, num_train)
+  assert (resolved.steps_per_epoch, resolved.total_steps) == lengths
+  _, schedule = make_optimizer(config, resolved)
+  for step, value in expected.items():
+    assert float(schedule(step)) == pytest.approx(value, rel=1e-5), step  # float32 powers: 0.97 ** 187
+  spe = lengths[0]  # the closed form agrees at every step of the first few epochs too, the old code exactly
+  lr = config.lr_per_1024 * config.batch_size / 1024
+  for step in [*range(0, 6 * spe, max(1, spe // 7)), *expected]:
+    want = _recipe_lr(step, spe=spe, lr=lr, warmup=config.warmup_epochs, every=config.decay_epochs,
+                      rate=config.decay_rate)
+    assert float(schedule(step)) == pytest.approx(want, rel=1e-5), step
+    old = _old_schedule(step, steps_per_epoch=spe, base_lr=lr, warmup_epochs=config.warmup_epochs,
+                        warmup_lr=config.warmup_lr, decay_epochs=config.decay_epochs, decay_rate=config.decay_rate)
+    assert float(schedule(step)) == float(old), step
+
+
+def _short(**fields):
+  from tinynet_jax.train.config import base_config
+  config = base_config()
+  config.batch_size = 64
+  config.update(fields)
+  return config
+
+
+def test_durations_in_steps_and_examples():
+  from tinynet_jax.train.config import schedule_lengths, set_duration
+  from tinynet_jax.train.optim import make_optimizer
+  lr = 0.048 * 64 / 1024
+  config = _short(num_epochs=10.0, decay_epochs=1.0, decay_rate=0.5)
+  set_duration(config, "warmup", steps=10)  # a warm-up of 10 steps in a 22-step epoch: a per-step ramp
+  assert (config.warmup_steps, config.warmup_epochs, config.warmup_examples) == (10, None, None)
+  lengths = schedule_lengths(config, num_train=1437)
+  assert lengths.warmup.steps == 10 and lengths.decay.steps == 22 and lengths.total_steps == 220
+  _, schedule = make_optimizer(config, lengths)
+  for step in (0, 1, 5, 9):
+    assert float(schedule(step)) == pytest.approx(1e-6 + step * (lr - 1e-6) / 10, rel=1e-6)
+  assert float(schedule(10)) == float(schedule(21)) == pytest.approx(lr, rel=1e-6)
+  assert float(schedule(22)) == pytest.approx(lr / 2, rel=1e-6)
+  # Examples are counted in steps of the global batch: 640 examples = 10 steps of 64, the same schedule.
+  set_duration(config, "warmup", examples=640)
+  same = make_optimizer(config, schedule_lengths(config, num_train=1437))[1]
+  assert [float(same(s)) for s in range(30)] == [float(schedule(s)) for s in range(30)]
+  set_duration(config, "decay", steps=5)
+  set_duration(config, "total", examples=6400)
+  lengths = schedule_lengths(config, num_train=1437)
+  assert lengths.total_steps == 100 and lengths.decay == type(lengths.decay)(5, 1) and config.num_epochs is None
+  config.total_steps = 7  # overrides the total's other unit, as every `--config.total_steps=N` does
+  assert schedule_lengths(config, num_train=1437).total_steps == 7
+
+
+@pytest.mark.parametrize("fields, needle", [
+    (dict(warmup_steps=10), "warmup duration is given twice (warmup_steps=10, warmup_epochs=3.0)"),
+    (dict(decay_epochs=None, decay_steps=None), "decay duration is not set"),
+    (dict(num_epochs=None), "total duration is not set"),
+    (dict(total_examples=10_000), "total duration is given twice"),
+    (dict(warmup_epochs=-1.0), "warmup_epochs must be a finite number >= 0, got -1.0"),
+    (dict(decay_epochs=0.0), "decay_epochs must be a finite number > 0"),
+    (dict(decay_epochs=float("nan")), "decay_epochs must be a finite number > 0, got nan"),
+    (dict(num_epochs=float("inf")), "num_epochs must be a finite number > 0, got inf"),
+    (dict(warmup_epochs=None, warmup_examples=-64), "warmup_examples must be a finite number >= 0"),
+    (dict(total_steps=0), "total_steps must be a positive integer"),
+])
+def test_bad_durations_are_one_line_errors(fields, needle):
+  from tinynet_jax.train.config import schedule_lengths
+  with pytest.raises(ConfigError) as info:
+    schedule_lengths(_short(**fields), num_train=1437)
+  assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+
+def test_set_duration_takes_one_unit():
+  from tinynet_jax.train.config import set_duration
+  with pytest.raises(ConfigError, match="exactly one of steps, epochs, examples"):
+    set_duration(_short(), "warmup", steps=1, epochs=1.0)
+
+
+def test_short_schedule_preset_is_the_configs_short_runs():
+  from tinynet_jax.train.config import apply_short_schedule, base_config
+  runlocal = load("train").get_config("runlocal")
+  preset = base_config()
+  preset.model = runlocal.model
+  apply_short_schedule(preset, batch_size=64, num_epochs=12.0, decay_rate=0.85, ema_decay=0.998,
+                       log_every_steps=20, checkpoint_every_steps=100)
+  assert preset.to_dict() == runlocal.to_dict()
+  demo = load("sweep").get_config("demo").train
+  assert (demo.total_steps, demo.num_epochs, demo.warmup_epochs, demo.decay_epochs, demo.ema_warmup) == \
+      (80, 450.0, 0.0, 1.0, True)  # the demo's length is its steps; the recipe's epochs stay as they were
+  with pytest.raises(ConfigError, match="exactly one of num_epochs, total_steps"):
+    apply_short_schedule(preset, batch_size=64, num_epochs=1.0, total_steps=5, decay_rate=0.9, ema_decay=0.9,
+                         log_every_steps=1, checkpoint_every_steps=1)

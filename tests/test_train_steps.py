@@ -6,6 +6,7 @@ import pytest
 
 import tinynet_jax as tj
 from tinynet_jax.train import parallel, steps
+from tinynet_jax.train.config import Duration
 from tinynet_jax.train.optim import decay_mask, lr_at_epoch, rmsprop_tf, step_decay_schedule
 from tinynet_jax.train.state import create_state
 
@@ -50,7 +51,8 @@ def test_schedule_matches_the_recipe_per_epoch():
   expected = {0: 1e-6, 1: 1e-6 + (lr - 1e-6) / 3, 2: 1e-6 + 2 * (lr - 1e-6) / 3, 3: lr * 0.97, 4: lr * 0.97,
               5: lr * 0.97 ** 2, 7: lr * 0.97 ** 2, 8: lr * 0.97 ** 3, 449: lr * 0.97 ** 187}
   kwargs = dict(base_lr=lr, warmup_epochs=3, warmup_lr=1e-6, decay_epochs=2.4, decay_rate=0.97)
-  schedule = step_decay_schedule(steps_per_epoch=10, **kwargs)
+  schedule = step_decay_schedule(base_lr=lr, warmup=Duration(3, 10), warmup_lr=1e-6, decay=Duration(2.4, 10),
+                                 decay_rate=0.97)  # 10 steps per epoch
   for epoch, value in expected.items():
     assert lr_at_epoch(epoch, **kwargs) == pytest.approx(value, rel=1e-9)
     for step in (10 * epoch, 10 * epoch + 9):  # constant within an epoch

@@ -60,7 +60,7 @@ def ours(spec: ModelSpec, mode: str, *, batch: int, dtype: str, steps: int, warm
   from tinynet_jax import data
   from tinynet_jax.models import create_model, init_variables
   from tinynet_jax.train import parallel, steps as train_steps
-  from tinynet_jax.train.config import base_config
+  from tinynet_jax.train.config import base_config, schedule_lengths
   from tinynet_jax.train.loop import compute_dtype
   from tinynet_jax.train.optim import make_optimizer
   from tinynet_jax.train.state import create_state
@@ -69,7 +69,7 @@ def ours(spec: ModelSpec, mode: str, *, batch: int, dtype: str, steps: int, warm
   config.batch_size = batch
   res = spec.resolution
   model = create_model(spec, NUM_CLASSES, dtype=compute_dtype(dtype), drop_rate=config.drop_rate)
-  tx, _ = make_optimizer(config, steps_per_epoch=1000)
+  tx, _ = make_optimizer(config, schedule_lengths(config, num_train=1000 * batch))
   mesh = parallel.make_mesh()
   options = parallel.compiler_options(config.fast_compile)
   dummy = jnp.zeros((1, res, res, 3), jnp.float32)

@@ -4,7 +4,9 @@ Config files in ``configs/`` build on `base_config()`; see ``configs/train.py``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import numbers
 from typing import Any
 
 import ml_collections
@@ -15,7 +17,7 @@ from tinynet_jax.arch import ModelSpec, model_spec
 
 # The official MindSpore TinyNet recipe (tinynet.md §4.1): RMSProp (TF semantics), lr 0.048 per 1024 images,
 # 3 warmup epochs from 1e-6, x0.97 every 2.4 epochs, 450 epochs, wd 1e-5 (not on 1-D params), label smoothing
-# 0.1 (MindSpore form), EMA 0.9999, dropout 0.2, drop path 0 (0.1 for TinyNet-B), crop + flip + color jitter.
+# 0.1 (MindSpore form), EMA 0.9999, dropout 0.2, drop path 0 (TinyNet-B: MODEL_RECIPES), crop + flip + color jitter.
 PAPER = dict(
     optimizer="rmsprop_tf", lr_per_1024=0.048, momentum=0.9, rms_decay=0.9, opt_eps=1e-3, weight_decay=1e-5,
     warmup_epochs=3.0, warmup_lr=1e-6, decay_epochs=2.4, decay_rate=0.97, num_epochs=450.0,
@@ -30,6 +32,9 @@ RA = dict(PAPER, drop_path_rate=0.2, exclusive_smoothing=False,
           augment=dict(PAPER["augment"], color_jitter=0.0, randaugment="rand-m9-mstd0.5", random_erasing=0.2,
                        interpolation="random"))
 RECIPES = {"paper": PAPER, "ra": RA}
+# Per-model departures from a recipe, (recipe, model) -> fields. The official trainer's README: "change
+# drop-connect to 0.1 for training tinynet_b".
+MODEL_RECIPES = {("paper", "tinynet_b"): dict(drop_path_rate=0.1)}
 
 
 # The 8x8 digits fill their frame: a crop cuts the strokes that define the class (with crops of 35-100% of the
@@ -100,11 +105,18 @@ def base_config() -> ml_collections.ConfigDict:
       num_classes=config_dict.placeholder(int), num_train=config_dict.placeholder(int),
       num_eval=config_dict.placeholder(int), train_split=config_dict.placeholder(str),
       eval_split=config_dict.placeholder(str), in_memory=config_dict.placeholder(bool)))
-  # Schedule: total_steps wins over num_epochs when set.
+  # Schedule. Each duration (total length, warm-up, decay period) is given in one unit, steps, epochs or
+  # examples (big_vision's convention; see `schedule_lengths`); the recipe sets the epochs. total_steps, when
+  # set, overrides the total's other unit (how a command line shortens any run).
   c.batch_size = 1024  # global, over all devices and processes
   c.eval_batch_size = config_dict.placeholder(int)  # default: batch_size
   c.num_epochs = 450.0
   c.total_steps = config_dict.placeholder(int)
+  c.total_examples = config_dict.placeholder(int)
+  c.warmup_steps = config_dict.placeholder(int)  # with warmup_epochs unset: set_duration(c, "warmup", steps=10)
+  c.warmup_examples = config_dict.placeholder(int)
+  c.decay_steps = config_dict.placeholder(int)
+  c.decay_examples = config_dict.placeholder(int)
   c.log_every_steps = 100
   c.eval_every_steps = config_dict.placeholder(int)  # default: once per epoch
   c.checkpoint_every_steps = 1000
@@ -116,16 +128,40 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def apply_recipe(config: ml_collections.ConfigDict, name: str, model: str | None = None) -> None:
+  """Sets recipe `name`'s fields, with `model`'s departures from it (`MODEL_RECIPES`)."""
   if name not in RECIPES:
     raise ConfigError(f"unknown recipe {name!r} (known: {', '.join(RECIPES)})")
-  preset = dict(RECIPES[name])
+  preset = dict(RECIPES[name], **MODEL_RECIPES.get((name, model), {}))
   augment = preset.pop("augment")
   config.recipe = name
   for key, value in preset.items():
     config[key] = value
   config.augment = ml_collections.ConfigDict(augment)
-  if name == "paper" and model == "tinynet_b":
-    config.drop_path_rate = 0.1  # "change drop-connect to 0.1 for training tinynet_b"
+
+
+def apply_short_schedule(config: ml_collections.ConfigDict, *, batch_size: int, decay_rate: float, ema_decay: float,
+                         log_every_steps: int, checkpoint_every_steps: int, num_epochs: float | None = None,
+                         total_steps: int | None = None, warmup_epochs: float = 1.0) -> None:
+  """The paper's recipe cut to a short run (sweep models, laptops), length in epochs or steps.
+
+  The LR decays every epoch by `decay_rate`, where the recipe's x0.97 per 2.4 epochs would leave it too high for
+  a run of a few epochs to converge, and the EMA warms up (decay min(ema_decay, (1 + t) / (10 + t))) so that its
+  weights are not still mostly the initial ones when the run ends.
+  """
+  if (num_epochs is None) == (total_steps is None):
+    raise ConfigError("give a short schedule's length as exactly one of num_epochs, total_steps")
+  config.batch_size = batch_size
+  if num_epochs is not None:
+    config.num_epochs = num_epochs
+  else:
+    config.total_steps = total_steps
+  config.warmup_epochs = warmup_epochs
+  config.decay_epochs = 1.0
+  config.decay_rate = decay_rate
+  config.ema_decay = ema_decay
+  config.ema_warmup = True
+  config.log_every_steps = log_every_steps
+  config.checkpoint_every_steps = checkpoint_every_steps
 
 
 def model_spec_from_config(config) -> ModelSpec:
@@ -143,16 +179,80 @@ def dataset_options(config) -> dict[str, Any]:
   return {k: v for k, v in config.dataset_options.items() if v is not None}
 
 
-def schedule_lengths(config, num_train: int) -> tuple[int, int]:
-  """(steps_per_epoch, total_steps) for a dataset of `num_train` examples."""
+# Each duration's fields, in the units steps, epochs, examples. The total's epochs keep their old name.
+DURATIONS = {
+    "total": ("total_steps", "num_epochs", "total_examples"),
+    "warmup": ("warmup_steps", "warmup_epochs", "warmup_examples"),
+    "decay": ("decay_steps", "decay_epochs", "decay_examples"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Duration:
+  """`count` units of `unit_steps` steps each. Epochs stay whole units: the recipe's LR moves once per epoch
+  (MindSpore, timm's per-epoch StepLR), so a 2.4-epoch decay period steps at epoch 3, not mid-epoch 2. Steps and
+  examples are counted in steps (unit_steps = 1), so a warm-up of 10 steps ramps step by step."""
+  count: float
+  unit_steps: int
+
+  @property
+  def steps(self) -> float:
+    return self.count * self.unit_steps
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleLengths:
+  """The schedule's durations resolved to steps (`schedule_lengths`), what the loop and optimizer consume."""
+  steps_per_epoch: int
+  total_steps: int
+  warmup: Duration
+  decay: Duration
+
+
+def set_duration(config: ml_collections.ConfigDict, name: str, *, steps: int | None = None,
+                 epochs: float | None = None, examples: int | None = None) -> None:
+  """Gives duration `name` ('total', 'warmup' or 'decay') in one unit and unsets its others."""
+  values = (steps, epochs, examples)
+  if sum(v is not None for v in values) != 1:
+    raise ConfigError(f"give the {name} duration in exactly one of steps, epochs, examples")
+  for field, value in zip(DURATIONS[name], values):
+    config[field] = value
+
+
+def _duration(config, name: str, steps_per_epoch: int, *, positive: bool, skip: str | None = None) -> Duration:
+  """Duration `name` from its one set field; one-line ConfigErrors for none, two, or a bad value."""
+  fields = [f for f in DURATIONS[name] if f != skip]
+  given = [f for f in fields if config.get(f) is not None]
+  if len(given) != 1:
+    problem = "is not set" if not given else "is given twice (" + ", ".join(f"{f}={config[f]}" for f in given) + ")"
+    raise ConfigError(f"the {name} duration {problem}: set exactly one of {', '.join(fields)} (a config file "
+                      f"switches units with tinynet_jax.train.config.set_duration)")
+  field, value = given[0], config[given[0]]
+  bound = "> 0" if positive else ">= 0"
+  if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+      or value < 0 or (positive and value == 0):
+    raise ConfigError(f"{field} must be a finite number {bound}, got {value!r}")
+  if field.endswith("_epochs"):
+    return Duration(value, steps_per_epoch)
+  if field.endswith("_examples"):
+    return Duration(value / config.batch_size, 1)
+  return Duration(value, 1)
+
+
+def schedule_lengths(config, num_train: int) -> ScheduleLengths:
+  """Every duration of the schedule in steps, for a dataset of `num_train` examples: the one place that reads
+  the *_steps / *_epochs / *_examples fields (exactly one per duration; total_steps overrides the total's)."""
   steps_per_epoch = max(1, num_train // config.batch_size)
   if config.total_steps is not None:
-    if config.total_steps <= 0:
-      raise ConfigError(f"total_steps must be positive, got {config.total_steps}")
-    return steps_per_epoch, config.total_steps
-  if not config.num_epochs > 0:
-    raise ConfigError(f"num_epochs must be positive, got {config.num_epochs}")
-  return steps_per_epoch, max(1, math.ceil(config.num_epochs * steps_per_epoch))
+    if isinstance(config.total_steps, bool) or not isinstance(config.total_steps, int) or config.total_steps <= 0:
+      raise ConfigError(f"total_steps must be a positive integer, got {config.total_steps!r}")
+    total_steps = config.total_steps
+  else:
+    total_steps = max(1, math.ceil(_duration(config, "total", steps_per_epoch, positive=True,
+                                             skip="total_steps").steps))
+  return ScheduleLengths(steps_per_epoch, total_steps,
+                         warmup=_duration(config, "warmup", steps_per_epoch, positive=False),
+                         decay=_duration(config, "decay", steps_per_epoch, positive=True))
 
 
 def check_config(config, process_count: int, device_count: int) -> None:

@@ -14,19 +14,24 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from tinynet_jax.errors import ConfigError
+from tinynet_jax.train.config import Duration, ScheduleLengths
 
-def step_decay_schedule(*, base_lr: float, steps_per_epoch: int, warmup_epochs: float, warmup_lr: float,
-                        decay_epochs: float, decay_rate: float) -> optax.Schedule:
-  """Per-epoch piecewise-constant LR (MindSpore `get_lr`, timm StepLRScheduler with per-epoch updates).
 
-  Epoch e < warmup: ``warmup_lr + e * (base_lr - warmup_lr) / warmup_epochs``;
-  afterwards ``base_lr * decay_rate ** floor(e / decay_epochs)``.
+def step_decay_schedule(*, base_lr: float, warmup: Duration, warmup_lr: float, decay: Duration,
+                        decay_rate: float) -> optax.Schedule:
+  """Piecewise-constant LR over whole units of each duration (MindSpore `get_lr`, timm StepLRScheduler).
+
+  With u = step // unit_steps of each duration: ``warmup_lr + u * (base_lr - warmup_lr) / warmup.count`` while
+  u < warmup.count, afterwards ``base_lr * decay_rate ** floor(u / decay.count)``. With epochs as the unit this
+  is the recipe's per-epoch schedule; with steps it moves every step.
   """
   def schedule(step):
-    epoch = jnp.floor_divide(step, steps_per_epoch).astype(jnp.float32)
-    warm = warmup_lr + epoch * (base_lr - warmup_lr) / max(warmup_epochs, 1e-12)
-    decayed = base_lr * decay_rate ** jnp.floor(epoch / decay_epochs)
-    return jnp.where(epoch < warmup_epochs, warm, decayed)
+    units = jnp.floor_divide(step, warmup.unit_steps).astype(jnp.float32)
+    warm = warmup_lr + units * (base_lr - warmup_lr) / max(warmup.count, 1e-12)
+    decay_units = jnp.floor_divide(step, decay.unit_steps).astype(jnp.float32)
+    decayed = base_lr * decay_rate ** jnp.floor(decay_units / decay.count)
+    return jnp.where(units < warmup.count, warm, decayed)
   return schedule
 
 
@@ -53,12 +58,12 @@ def rmsprop_tf(learning_rate: optax.ScalarOrSchedule, *, decay: float = 0.9, mom
   )
 
 
-def make_optimizer(config, steps_per_epoch: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """The optimizer named by ``config.optimizer`` with the recipe's step-decay schedule."""
+def make_optimizer(config, lengths: ScheduleLengths) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """The optimizer named by ``config.optimizer`` with the recipe's step-decay schedule over `lengths`
+  (`tinynet_jax.train.config.schedule_lengths`)."""
   base_lr = config.lr_per_1024 * config.batch_size / 1024  # linear scaling with the global batch
-  schedule = step_decay_schedule(base_lr=base_lr, steps_per_epoch=steps_per_epoch,
-                                 warmup_epochs=config.warmup_epochs, warmup_lr=config.warmup_lr,
-                                 decay_epochs=config.decay_epochs, decay_rate=config.decay_rate)
+  schedule = step_decay_schedule(base_lr=base_lr, warmup=lengths.warmup, warmup_lr=config.warmup_lr,
+                                 decay=lengths.decay, decay_rate=config.decay_rate)
   if config.optimizer == "rmsprop_tf":
     tx = rmsprop_tf(schedule, decay=config.rms_decay, momentum=config.momentum, eps=config.opt_eps,
                     weight_decay=config.weight_decay)
@@ -68,6 +73,5 @@ def make_optimizer(config, steps_per_epoch: int) -> tuple[optax.GradientTransfor
         else optax.identity(),
         optax.sgd(schedule, momentum=config.momentum, nesterov=True))
   else:
-    from tinynet_jax.errors import ConfigError
     raise ConfigError(f"unknown optimizer {config.optimizer!r} (known: rmsprop_tf, sgd)")
   return tx, schedule
