@@ -12,7 +12,7 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from tinynet_jax.train.steps import AXIS
+AXIS = "data"  # the one mesh axis; the steps' collectives (psum, pmean) name it too
 
 
 def make_mesh() -> jax.sharding.Mesh:

@@ -14,9 +14,8 @@ import optax
 from clu import metrics as clu_metrics
 
 from tinynet_jax.data import ondevice
+from tinynet_jax.train.parallel import AXIS
 from tinynet_jax.train.state import TrainState, ema_update
-
-AXIS = "data"
 
 
 @flax.struct.dataclass
