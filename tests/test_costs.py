@@ -5,9 +5,10 @@ import pytest
 from jax.extend import core as jax_core
 
 from tinynet_jax import create_model
-from tinynet_jax.costs import (count_macs, count_params, layer_costs, solve_phi, solve_width, stage_costs)
+from tinynet_jax.costs import (count_macs, count_params, layer_costs, reference_macs, solve_phi, solve_width,
+                               stage_costs)
 from tinynet_jax.errors import SpecError
-from tinynet_jax.arch import ZOO, build_spec, model_spec
+from tinynet_jax.arch import ZOO, build_spec, conv_output_size, conv_padding, model_spec
 
 # Parameter counts of timm's models (timm results-imagenet.csv / sum(p.numel()) on timm 1.0; the issue's list).
 TIMM_PARAMS = {"efficientnet_b0": 5_288_548, "tinynet_a": 6_187_972, "tinynet_b": 3_730_562,
@@ -42,6 +43,21 @@ def test_counts_at_other_resolutions_and_stage_sums():
     assert [r.name for r in rows] == ["stem"] + [f"stage{i}" for i in range(7)] + ["head"]
     assert sum(r.macs for r in rows) == count_macs(spec)
     assert sum(r.params for r in rows) == count_params(spec)
+
+
+def test_conv_geometry_is_pytorch_symmetric_padding():
+  # timm pads ((s - 1) + (k - 1)) // 2 each side; PyTorch's output size is floor((n + 2p - k) / s) + 1.
+  assert [conv_padding(k, s) for k, s in ((1, 1), (3, 1), (3, 2), (5, 1), (5, 2))] == [0, 1, 1, 2, 2]
+  assert [conv_output_size(n, k, s) for n, k, s in ((224, 3, 2), (112, 3, 1), (7, 5, 2), (33, 3, 2), (1, 1, 1))] \
+      == [112, 112, 4, 17, 1]
+  # B0's feature maps at 224 px (timm's feature_info reductions 2, 4, 8, 16, 32), in the MACs counter's layers.
+  sizes = sorted({layer.in_size for layer in layer_costs(model_spec("efficientnet_b0")) if layer.kind == "conv"})
+  assert sizes == [1, 7, 14, 28, 56, 112, 224]
+
+
+def test_reference_macs_is_b0_the_unit_of_c():
+  assert reference_macs() == count_macs(model_spec("efficientnet_b0")) == pytest.approx(385.9e6, rel=0.01)
+  assert reference_macs(32, 10) == count_macs(model_spec("efficientnet_b0", base_resolution=32), num_classes=10)
 
 
 def test_num_classes_only_changes_the_classifier():

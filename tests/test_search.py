@@ -4,14 +4,13 @@ import json
 import numpy as np
 import pytest
 
-from tinynet_jax.costs import count_macs
+from tinynet_jax.costs import count_macs, reference_macs
 from tinynet_jax.errors import SearchError
 from tinynet_jax.search import sampler
 from tinynet_jax.search.formula import Formula, fit_formula, paper_formula, parse_budget
 from tinynet_jax.search.frontier import pareto_frontier
 from tinynet_jax.search.results import drop_torn_tail, read_results
-from tinynet_jax.arch import model_spec
-from tinynet_jax.arch.zoo import ZOO
+from tinynet_jax.arch import TINYNETS, ZOO, model_spec
 
 RANGES = dict(r_range=(0.35, 1.0), d_range=(0.3, 1.5), w_range=(0.25, 1.2))
 
@@ -23,7 +22,7 @@ def sweep():
 
 def test_sampled_models_hit_their_level_inside_the_ranges(sweep):
   models, stats = sweep
-  b0 = sampler.reference_macs(224)
+  b0 = reference_macs(224)
   assert b0 == count_macs(model_spec("efficientnet_b0"))
   assert len(models) == 24 and len({m.id for m in models}) == 24
   for model in models:
@@ -49,7 +48,7 @@ def test_the_same_seed_gives_the_same_sweep_and_another_seed_another(sweep):
 def test_baselines_match_the_levels_under_efficientnet_rules():
   levels = (0.5, 0.25, 0.125, 0.0625)
   models = sampler.baselines(levels, base_resolution=224)
-  b0 = sampler.reference_macs(224)
+  b0 = reference_macs(224)
   assert [m.id for m in models] == ["B-1", "B-2", "B-3", "B-4"]
   for model, level in zip(models, levels):
     assert model.rules == "efficientnet"
@@ -107,7 +106,8 @@ def test_pareto_frontier_on_hand_made_cases():
 
 def test_paper_preset_gives_back_tinynet_a_to_e():
   formula = paper_formula()
-  for name in sampler.TINYNETS:
+  assert TINYNETS == ("tinynet_a", "tinynet_b", "tinynet_c", "tinynet_d", "tinynet_e")
+  for name in TINYNETS:
     entry = ZOO[name]
     macs = count_macs(model_spec(name))
     model = formula.model_for(macs)
@@ -175,7 +175,7 @@ def test_small_resolution_formulas_move_the_input_a_pixel_when_the_width_stairca
   two (nearest first) instead of failing. The demo's own frontier (digits, 80 steps) once hit this at c=0.25."""
   rows = [dict(id="a", r=0.627, d=0.325, w=0.28, macs=532_713), dict(id="b", r=0.945, d=0.69, w=0.3, macs=1_060_000),
           dict(id="c", r=0.818, d=0.489, w=0.646, macs=2_140_000)]
-  b0 = sampler.reference_macs(32, 10)
+  b0 = reference_macs(32, 10)
   formula = fit_formula(rows, b0_macs=b0, base_resolution=32, rules="tinynet", num_classes=10, source="test")
   for c in np.geomspace(0.0625, 0.25, 9):
     model = formula.model_for(c * b0)

@@ -3,6 +3,7 @@ re-derived there from timm's builder and the official tinynet.py), validation.""
 import json
 import math
 
+import numpy as np
 import pytest
 
 from tinynet_jax.errors import SpecError
@@ -116,6 +117,17 @@ def test_custom_points_and_rules():
 def test_invalid_points(kwargs):
   with pytest.raises(SpecError):
     model_spec(**kwargs)
+
+
+def test_one_resolution_check_with_the_callers_error():
+  from tinynet_jax.arch import check_resolution
+  from tinynet_jax.errors import DataError
+  assert check_resolution(np.int64(96)) == 96 and type(check_resolution(np.int64(96))) is int
+  for bad in (0, -3, 1.5, True, "96", None):
+    with pytest.raises(SpecError, match="resolution must be a positive integer"):
+      check_resolution(bad)
+  with pytest.raises(DataError, match="size must be a positive integer, got 0"):
+    check_resolution(0, "size", error=DataError)
 
 
 def test_invalid_names():

@@ -59,6 +59,9 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in (
 )}
 
 
+TINYNETS = tuple(name for name in ZOO if name.startswith("tinynet_"))  # A-E, the paper's models
+
+
 def zoo_entry(name: str) -> ZooEntry:
   if not isinstance(name, str) or name not in ZOO:
     close = difflib.get_close_matches(str(name), ZOO, n=1)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from tinynet_jax.arch import BlockSpec, ModelSpec, check_resolution, conv_output_size, conv_padding
+from tinynet_jax.arch import (BASE_RESOLUTION, BlockSpec, ModelSpec, check_resolution, conv_output_size,
+                              conv_padding, model_spec)
+
+FLOPS_CLASSES = 1000  # the paper's FLOPs count ImageNet's 1000-class classifier, whatever the dataset
 
 
 def _valid_taps_1d(size: int, kernel: int, stride: int) -> int:
@@ -92,6 +95,12 @@ def layer_costs(spec: ModelSpec, resolution: int | None = None,
 def count_macs(spec: ModelSpec, resolution: int | None = None, num_classes: int = 1000) -> int:
   """Multiply-accumulates of one forward pass of one image (the paper's "FLOPs")."""
   return sum(layer.macs for layer in layer_costs(spec, resolution, num_classes))
+
+
+def reference_macs(base_resolution: int = BASE_RESOLUTION, num_classes: int = FLOPS_CLASSES) -> int:
+  """MACs of EfficientNet-B0 at `base_resolution`: the unit of the FLOPs ratio c (the sweep's levels, the
+  formula's budgets)."""
+  return count_macs(model_spec("efficientnet_b0", base_resolution=base_resolution), num_classes=num_classes)
 
 
 def _batchnorm_channels(spec: ModelSpec) -> int:

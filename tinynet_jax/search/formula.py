@@ -16,13 +16,11 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from tinynet_jax.costs import count_macs, count_params, solve_width
+from tinynet_jax.arch import BASE_RESOLUTION, TINYNETS, ZOO, ModelSpec, build_spec, model_spec
+from tinynet_jax.costs import FLOPS_CLASSES, count_macs, count_params, reference_macs, solve_width
 from tinynet_jax.errors import SearchError, SpecError
 from tinynet_jax.files import atomic_write_json
 from tinynet_jax.search.gp import GPFit, fit_gp
-from tinynet_jax.search.sampler import FLOPS_CLASSES, TINYNETS, reference_macs
-from tinynet_jax.arch import BASE_RESOLUTION, ModelSpec, build_spec, model_spec
-from tinynet_jax.arch.zoo import ZOO
 
 FORMAT = "tinynet_jax.formula/1"
 MAX_BUDGET_ERROR = 0.05  # a budget whose closest network is further off than this is unreachable

@@ -25,9 +25,9 @@ import jax
 from tinynet_jax import data
 from tinynet_jax.costs import count_params
 from tinynet_jax.errors import SearchError
-from tinynet_jax.files import atomic_write_json
+from tinynet_jax.files import append_json_line, atomic_write_json
 from tinynet_jax.search import analysis, sampler
-from tinynet_jax.search.results import RESULTS, append_result, drop_torn_tail, read_results
+from tinynet_jax.search.results import RESULTS, drop_torn_tail, read_results
 from tinynet_jax.search.sampler import SweepModel
 from tinynet_jax.train.config import check_config, dataset_options
 
@@ -158,7 +158,7 @@ def run_sweep(config, workdir: str | Path, *, train_fn: Callable | None = None) 
         return False
       row = result_row(model, plan, final, config.train.dataset, info.num_classes)
       if primary:
-        append_result(results, row)
+        append_json_line(results, row)
       done.add(model.id)
       progress.finished(row, len(todo) - position - 1)
     return True

@@ -16,14 +16,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from tinynet_jax.costs import count_macs, count_params, solve_phi, solve_width
+from tinynet_jax.arch import TINYNETS, ZOO, ModelSpec, build_spec, giant_formula
+from tinynet_jax.costs import FLOPS_CLASSES, count_macs, reference_macs, solve_phi, solve_width
 from tinynet_jax.errors import SearchError, SpecError
-from tinynet_jax.arch import ModelSpec, build_spec, giant_formula, model_spec
-from tinynet_jax.arch.zoo import ZOO
 
-FLOPS_CLASSES = 1000  # MACs (and c) are counted with ImageNet's 1000-class head unless a sweep says otherwise
-TINYNETS = ("tinynet_a", "tinynet_b", "tinynet_c", "tinynet_d", "tinynet_e")
-KINDS = ("random", "baseline", "tinynet", "formula")
 _DECIMALS = 3  # r and d are drawn on a 0.001 grid: readable ids, and nothing finer changes the network much
 
 
@@ -31,7 +27,7 @@ _DECIMALS = 3  # r and d are drawn on a 0.001 grid: readable ids, and nothing fi
 class SweepModel:
   """One network of a sweep: where it sits in the cube and why it is there."""
   id: str
-  kind: str  # one of KINDS
+  kind: str  # 'random', 'baseline', 'tinynet' or 'formula'
   level: float | None  # the FLOPs level (c) it was drawn for; None for the TinyNets
   r: float
   d: float
@@ -65,17 +61,8 @@ class LevelStats:
     return self.accepted / max(self.draws, 1)
 
 
-def reference_macs(base_resolution: int, num_classes: int = FLOPS_CLASSES) -> int:
-  """MACs of EfficientNet-B0 at the base resolution: the unit of the FLOPs levels c."""
-  return count_macs(model_spec("efficientnet_b0", base_resolution=base_resolution), num_classes=num_classes)
-
-
 def model_macs(model: SweepModel, base_resolution: int, num_classes: int = FLOPS_CLASSES) -> int:
   return count_macs(model.spec(base_resolution), num_classes=num_classes)
-
-
-def model_params(model: SweepModel, base_resolution: int, num_classes: int) -> int:
-  return count_params(model.spec(base_resolution), num_classes=num_classes)
 
 
 def _check_range(name: str, bounds: Sequence[float]) -> tuple[float, float]:
@@ -101,8 +88,8 @@ def level_name(level: float) -> str:
   return f"L{level:g}"
 
 
-def sample_random(levels: Iterable[float], per_level: int | Sequence[int], *, r_range: Sequence[float], d_range: Sequence[float],
-                  w_range: Sequence[float], tolerance: float, seed: int, base_resolution: int,
+def sample_random(levels: Iterable[float], per_level: int | Sequence[int], *, r_range: Sequence[float],
+                  d_range: Sequence[float], w_range: Sequence[float], tolerance: float, seed: int, base_resolution: int,
                   rules: str = "tinynet", num_classes: int = FLOPS_CLASSES,
                   max_draws: int | None = None) -> tuple[list[SweepModel], list[LevelStats]]:
   """`per_level` random (r, d, w) models at each FLOPs level (one count, or one per level), and the acceptance
