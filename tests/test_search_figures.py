@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinynet_jax.errors import SearchError
-from tinynet_jax.search import figures, report
+from tinynet_jax.search import analysis, figures, report
 
 B0_MACS = 390_000_000
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -40,13 +40,14 @@ def _assert_written(out_dir, name: str) -> None:
 
 
 def test_ranks_average_ties():
-  np.testing.assert_array_equal(figures.ranks([10, 20, 20, 5, 20]), [2, 4, 4, 1, 4])
-  np.testing.assert_array_equal(figures.ranks([3.0, 1.0, 2.0]), [3, 1, 2])
+  np.testing.assert_array_equal(analysis.ranks([10, 20, 20, 5, 20]), [2, 4, 4, 1, 4])
+  np.testing.assert_array_equal(analysis.ranks([3.0, 1.0, 2.0]), [3, 1, 2])
 
 
 def test_fig2_correlations_match_numpy_and_known_answers(tmp_path):
   rows = _random_rows()
-  out = figures.fig2_importance(rows, tmp_path)
+  out = analysis.importance(rows)
+  figures.fig2_importance(rows, out, tmp_path)
   _assert_written(tmp_path, "fig2_importance")
   acc = np.array([row["top1"] for row in rows])
   for key in "rdw":
@@ -60,7 +61,7 @@ def test_fig2_correlations_match_numpy_and_known_answers(tmp_path):
   # A monotone (non-linear) function of r: Spearman exactly 1, Pearson below 1; a constant w: undefined.
   rs = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
   rows = [_row(i, r=r, d=1.5 - r, w=1.0, top1=r ** 6) for i, r in enumerate(rs)]
-  out = figures.fig2_importance(rows, tmp_path, name="monotone")
+  out = analysis.importance(rows)
   assert out["spearman"]["r"] == 1.0 and out["spearman"]["d"] == -1.0
   assert 0.9 < out["pearson"]["r"] < 1.0
   assert out["pearson"]["w"] is None and out["spearman"]["w"] is None
@@ -69,20 +70,23 @@ def test_fig2_correlations_match_numpy_and_known_answers(tmp_path):
   ds = [0.5, 0.5, 0.7, 0.7, 0.7, 0.9]
   accs = [0.3, 0.5, 0.4, 0.6, 0.2, 0.9]
   rows = [_row(i, r=0.5 + 0.1 * i, d=d, top1=a) for i, (d, a) in enumerate(zip(ds, accs))]
-  out = figures.fig2_importance(rows, tmp_path, name="ties")
+  out = analysis.importance(rows)
+  figures.fig2_importance(rows, out, tmp_path, name="ties")
   expected = np.corrcoef([1.5, 1.5, 4, 4, 4, 6], [2, 4, 3, 5, 1, 6])[0, 1]
   assert out["spearman"]["d"] == pytest.approx(expected, abs=1e-12)
   _assert_written(tmp_path, "ties")
-  assert figures.pearson([1, 1, 1], [1, 2, 3]) is None and figures.spearman([1, 2, 3], [4, 4, 4]) is None
+  assert analysis.pearson([1, 1, 1], [1, 2, 3]) is None and analysis.spearman([1, 2, 3], [4, 4, 4]) is None
 
 
 def test_fig2_rejects_bad_input(tmp_path):
   with pytest.raises(SearchError, match="at least 3"):
-    figures.fig2_importance(_random_rows()[:2], tmp_path)
+    analysis.importance(_random_rows()[:2])
   rows = _random_rows(4)
   rows[1]["top1"] = float("nan")
   with pytest.raises(SearchError, match="top1"):
-    figures.fig2_importance(rows, tmp_path)
+    analysis.importance(rows)
+  with pytest.raises(SearchError, match="top1"):  # the drawing checks the rows it plots too
+    figures.fig2_importance(rows, analysis.importance(_random_rows(4)), tmp_path)
   assert list(tmp_path.iterdir()) == []
 
 
@@ -203,7 +207,7 @@ def test_write_report_failed_rename_keeps_the_old_report(tmp_path, monkeypatch):
 
   # The figures are written the same way: a failed rename leaves neither a half file nor a temp file.
   with pytest.raises(OSError, match="disk full"):
-    figures.fig2_importance(_random_rows(), tmp_path)
+    figures.fig2_importance(_random_rows(), analysis.importance(_random_rows()), tmp_path)
   assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
 
 

@@ -7,15 +7,18 @@ baselines, TinyNets and formula models are drawn for comparison.
 from __future__ import annotations
 
 import collections
+import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
+
+import numpy as np
 
 from tinynet_jax.errors import SearchError
 from tinynet_jax.search import figures
 from tinynet_jax.search.formula import MIN_POINTS, Formula, fit_formula
 from tinynet_jax.search.frontier import pareto_frontier
 from tinynet_jax.search.report import write_report
-from tinynet_jax.search.results import read_results
+from tinynet_jax.search.results import column, read_results
 
 FORMULA = "formula.json"
 REPORT = "report.md"
@@ -28,6 +31,49 @@ def _common(rows: Sequence[dict[str, Any]], key: str):
   if len(values) != 1:
     raise SearchError(f"results mix different {key} values {sorted(values)}; analyse one sweep at a time")
   return values.pop()
+
+
+def ranks(values: Sequence[float]) -> np.ndarray:
+  """Ranks starting at 1, ties sharing their average rank (as Spearman's rho needs)."""
+  _, inverse, counts = np.unique(np.asarray(values, np.float64), return_inverse=True, return_counts=True)
+  ends = np.cumsum(counts)
+  return ((ends - counts + 1 + ends) / 2)[inverse.reshape(-1)]
+
+
+def pearson(a: Sequence[float], b: Sequence[float]) -> float | None:
+  """Pearson's r, or None where it is undefined (fewer than 2 points, a constant column)."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+    return None
+  value = float(np.corrcoef(a, b)[0, 1])
+  return value if math.isfinite(value) else None
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+  """Spearman's rho: Pearson's r of the (tie-averaged) ranks."""
+  return pearson(ranks(a), ranks(b)) if len(a) >= 2 else None
+
+
+def importance(rows: Sequence[Mapping[str, Any]], metric: str = "top1") -> dict[str, Any]:
+  """Fig. 2's study: how accuracy correlates with r, d and w among random models at (about) one FLOPs level.
+
+  Returns {"n", "metric", "level", "c_range", "pearson": {r, d, w}, "spearman": {r, d, w}}; a correlation that
+  is undefined (a constant column) is None. `level` is the rows' common level, None when they differ.
+  """
+  rows = list(rows)
+  if len(rows) < 3:
+    raise SearchError(f"Fig. 2 needs at least 3 models at one FLOPs level, got {len(rows)}")
+  accuracy = column(rows, metric, "Fig. 2") * 100
+  levels = {row.get("level") for row in rows}
+  c = column(rows, "c", "Fig. 2") if all("c" in row for row in rows) else None
+  result: dict[str, Any] = {
+      "n": len(rows), "metric": metric, "level": levels.pop() if len(levels) == 1 else None,
+      "c_range": None if c is None else [float(c.min()), float(c.max())], "pearson": {}, "spearman": {}}
+  for key in ("r", "d", "w"):
+    values = column(rows, key, "Fig. 2")
+    result["pearson"][key] = pearson(values, accuracy)
+    result["spearman"][key] = spearman(values, accuracy)
+  return result
 
 
 def fig2_level(rows: Sequence[dict[str, Any]], preferred: float | None = None) -> float | None:
@@ -100,8 +146,9 @@ def analyze(results: str | Path, out_dir: str | Path, *, metric: str = "top1", f
   if level is not None:
     study = [row for row in rows if row["kind"] == "random" and row["level"] == level]
     if len(study) >= 3:
-      correlations = figures.fig2_importance(study, out_dir, metric=metric)
+      correlations = importance(study, metric)
       correlations["level"] = level
+      figures.fig2_importance(study, correlations, out_dir)
       written.append("fig2_importance")
   if correlations is None:
     notes.append("Fig. 2 (importance at fixed FLOPs) needs at least 3 random models at one level; not drawn")

@@ -1,6 +1,7 @@
 """The paper's figures from sweep results: Fig. 2 (importance at fixed FLOPs), Fig. 3 (the formula's r, d, w
-against FLOPs) and Fig. 6 (accuracy against FLOPs). Each writes ``<name>.png`` and ``<name>.svg`` atomically and
-returns what it computed as a JSON-able dict.
+against FLOPs) and Fig. 6 (accuracy against FLOPs). Each writes ``<name>.png`` and ``<name>.svg`` atomically;
+Fig. 3 and 6 return what they read off the data as a JSON-able dict, Fig. 2 draws the correlations
+`tinynet_jax.search.analysis.importance` computed.
 
 Matplotlib is used through `Figure` + the Agg canvas, without pyplot, so no global state or display is touched;
 it is imported lazily so the rest of the package does not pay for it.
@@ -16,6 +17,7 @@ import numpy as np
 
 from tinynet_jax.errors import SearchError
 from tinynet_jax.files import atomic_write_bytes
+from tinynet_jax.search.results import column
 
 DPI = 150
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -26,17 +28,6 @@ _ANNOTATED_KINDS = ("baseline", "formula", "tinynet")  # named models; random id
 
 def _metric_label(metric: str) -> str:
   return f"{_METRIC_LABELS.get(metric, metric)} accuracy (%)"
-
-
-def _column(rows: Sequence[Mapping[str, Any]], key: str, figure: str) -> np.ndarray:
-  """One finite float per row, or a SearchError naming the offending row (results files can hold anything)."""
-  values = []
-  for row in rows:
-    value = row.get(key)
-    if not isinstance(value, (int, float, np.number)) or isinstance(value, bool) or not math.isfinite(value):
-      raise SearchError(f"{figure}: model {row.get('id', '?')!r} has no finite {key!r} (got {value!r})")
-    values.append(float(value))
-  return np.asarray(values, np.float64)
 
 
 def _new_figure(width: float, height: float, panels: int = 1):
@@ -84,61 +75,29 @@ def _save(figure, out_dir: str | Path, name: str) -> list[str]:
   return written
 
 
-def ranks(values: Sequence[float]) -> np.ndarray:
-  """Ranks starting at 1, ties sharing their average rank (as Spearman's rho needs)."""
-  _, inverse, counts = np.unique(np.asarray(values, np.float64), return_inverse=True, return_counts=True)
-  ends = np.cumsum(counts)
-  return ((ends - counts + 1 + ends) / 2)[inverse.reshape(-1)]
-
-
-def pearson(a: Sequence[float], b: Sequence[float]) -> float | None:
-  """Pearson's r, or None where it is undefined (fewer than 2 points, a constant column)."""
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-    return None
-  value = float(np.corrcoef(a, b)[0, 1])
-  return value if math.isfinite(value) else None
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
-  """Spearman's rho: Pearson's r of the (tie-averaged) ranks."""
-  return pearson(ranks(a), ranks(b)) if len(a) >= 2 else None
-
-
 def _fmt(value: float | None) -> str:
   return "n/a" if value is None else f"{value:+.2f}"
 
 
-def fig2_importance(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *, metric: str = "top1",
-                    name: str = "fig2_importance") -> dict[str, Any]:
-  """Accuracy against r, d and w of random models at (about) one FLOPs level, titled with both correlations.
-
-  Returns {"n", "metric", "level", "c_range", "pearson": {r, d, w}, "spearman": {r, d, w}}; a correlation that
-  is undefined (a constant column) is None. `level` is the rows' common level, None when they differ.
-  """
+def fig2_importance(rows: Sequence[Mapping[str, Any]], importance: Mapping[str, Any], out_dir: str | Path, *,
+                    name: str = "fig2_importance") -> list[str]:
+  """Accuracy against r, d and w of random models at (about) one FLOPs level, each panel titled with its
+  correlations (`importance`: what `tinynet_jax.search.analysis.importance` computed from the same rows)."""
   rows = list(rows)
-  if len(rows) < 3:
-    raise SearchError(f"Fig. 2 needs at least 3 models at one FLOPs level, got {len(rows)}")
-  accuracy = _column(rows, metric, "Fig. 2") * 100
-  levels = {row.get("level") for row in rows}
-  c = _column(rows, "c", "Fig. 2") if all("c" in row for row in rows) else None
-  result: dict[str, Any] = {
-      "n": len(rows), "metric": metric, "level": levels.pop() if len(levels) == 1 else None,
-      "c_range": None if c is None else [float(c.min()), float(c.max())], "pearson": {}, "spearman": {}}
+  metric = importance["metric"]
+  accuracy = column(rows, metric, "Fig. 2") * 100
   figure, axes = _new_figure(11, 3.6, panels=3)
   for ax, (key, label) in zip(axes, _DIMS):
-    values = _column(rows, key, "Fig. 2")
-    result["pearson"][key] = pearson(values, accuracy)
-    result["spearman"][key] = spearman(values, accuracy)
-    ax.scatter(values, accuracy, s=22, alpha=0.8, color="C0", edgecolors="none")
+    ax.scatter(column(rows, key, "Fig. 2"), accuracy, s=22, alpha=0.8, color="C0", edgecolors="none")
     ax.set_xlabel(label, fontsize=9)
-    ax.set_title(f"Pearson r = {_fmt(result['pearson'][key])}, Spearman ρ = {_fmt(result['spearman'][key])}",
-                 fontsize=9)
+    ax.set_title(f"Pearson r = {_fmt(importance['pearson'][key])}, "
+                 f"Spearman ρ = {_fmt(importance['spearman'][key])}", fontsize=9)
   axes[0].set_ylabel(_metric_label(metric), fontsize=9)
-  where = "" if c is None else f" at c = {np.median(c):.2f} (FLOPs / FLOPs of B0)"
+  c_range = importance.get("c_range")
+  where = "" if c_range is None else \
+      f" at c = {np.median(column(rows, 'c', 'Fig. 2')):.2f} (FLOPs / FLOPs of B0)"
   figure.suptitle(f"Which dimension matters: {len(rows)} random models{where}", fontsize=10)
-  _save(figure, out_dir, name)
-  return result
+  return _save(figure, out_dir, name)
 
 
 def _curve_array(curve: Mapping[str, Any], key: str, size: int | None) -> np.ndarray:
@@ -165,14 +124,14 @@ def fig3_formula(frontier: Sequence[Mapping[str, Any]], curve: Mapping[str, Any]
     raise SearchError("Fig. 3: the formula curve needs at least 2 finite, positive c values")
   order = np.argsort(c)
   c = c[order]
-  points_c = _column(frontier, "c", "Fig. 3")
+  points_c = column(frontier, "c", "Fig. 3")
   if np.any(points_c <= 0):
     raise SearchError("Fig. 3: frontier models need positive c (MACs relative to B0) for a log axis")
   result: dict[str, Any] = {"points": len(frontier), "grid": len(c), "c_range": [float(c[0]), float(c[-1])],
                             "within_2sigma": {}}
   figure, axes = _new_figure(11, 3.6, panels=3)
   for ax, (key, label) in zip(axes, _DIMS):
-    values = _column(frontier, key, "Fig. 3")
+    values = column(frontier, key, "Fig. 3")
     if key in ("r", "d"):
       mean = _curve_array(curve, f"{key}_mean", len(c))[order]
       std = _curve_array(curve, f"{key}_std", len(c))[order]
@@ -210,11 +169,11 @@ def fig6_accuracy_vs_flops(groups: Mapping[str, Sequence[Mapping[str, Any]]], ou
   lo, hi = math.inf, -math.inf
   for index, (group, rows) in enumerate(groups.items()):
     rows = sorted(rows, key=lambda row: row.get("macs") or 0)
-    macs = _column(rows, "macs", "Fig. 6")
+    macs = column(rows, "macs", "Fig. 6")
     if np.any(macs <= 0):
       raise SearchError(f"Fig. 6: group {group!r} has models with non-positive MACs")
     macs = macs / 1e6
-    accuracy = _column(rows, metric, "Fig. 6") * 100
+    accuracy = column(rows, metric, "Fig. 6") * 100
     lo, hi = min(lo, macs.min() * 1e6), max(hi, macs.max() * 1e6)
     marker, color = _MARKERS[index % len(_MARKERS)], f"C{index % 10}"
     if "frontier" in group.lower():

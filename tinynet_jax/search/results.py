@@ -1,13 +1,16 @@
-"""``results.jsonl``: one JSON line per finished sweep model, appended with a single O_APPEND write."""
+"""``results.jsonl``: one JSON line per finished sweep model, appended with a single O_APPEND write
+(`tinynet_jax.files.append_json_line`); reading it back, and repairing a torn last line."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
+
+import numpy as np
 
 from tinynet_jax.errors import SearchError
-from tinynet_jax.files import append_json_line
 
 RESULTS = "results.jsonl"
 REQUIRED = ("id", "kind", "r", "d", "w", "rules", "macs", "c", "b0_macs", "base_resolution", "flops_classes",
@@ -67,5 +70,12 @@ def drop_torn_tail(path: Path) -> None:
       f.truncate(data.rfind(b"\n") + 1)
 
 
-def append_result(path: Path, row: dict[str, Any]) -> None:
-  append_json_line(path, row)
+def column(rows: Sequence[Mapping[str, Any]], key: str, figure: str) -> np.ndarray:
+  """One finite float per row, or a SearchError naming the offending row (results files can hold anything)."""
+  values = []
+  for row in rows:
+    value = row.get(key)
+    if not isinstance(value, (int, float, np.number)) or isinstance(value, bool) or not math.isfinite(value):
+      raise SearchError(f"{figure}: model {row.get('id', '?')!r} has no finite {key!r} (got {value!r})")
+    values.append(float(value))
+  return np.asarray(values, np.float64)
