@@ -187,6 +187,8 @@ def test_set_duration_takes_one_unit():
   from tinynet_jax.train.config import set_duration
   with pytest.raises(ConfigError, match="exactly one of steps, epochs, examples"):
     set_duration(_short(), "warmup", steps=1, epochs=1.0)
+  with pytest.raises(ConfigError, match="unknown duration 'cooldown'"):
+    set_duration(_short(), "cooldown", steps=1)
 
 
 def test_short_schedule_preset_is_the_configs_short_runs():

@@ -212,6 +212,8 @@ class ScheduleLengths:
 def set_duration(config: ml_collections.ConfigDict, name: str, *, steps: int | None = None,
                  epochs: float | None = None, examples: int | None = None) -> None:
   """Gives duration `name` ('total', 'warmup' or 'decay') in one unit and unsets its others."""
+  if name not in DURATIONS:
+    raise ConfigError(f"unknown duration {name!r} (known: {', '.join(DURATIONS)})")
   values = (steps, epochs, examples)
   if sum(v is not None for v in values) != 1:
     raise ConfigError(f"give the {name} duration in exactly one of steps, epochs, examples")

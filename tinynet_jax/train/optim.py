@@ -37,7 +37,7 @@ def step_decay_schedule(*, base_lr: float, warmup: Duration, warmup_lr: float, d
 
 def lr_at_epoch(epoch: int, *, base_lr: float, warmup_epochs: float, warmup_lr: float, decay_epochs: float,
                 decay_rate: float) -> float:
-  """The same schedule in plain Python, for reports and tests."""
+  """The schedule with every duration in epochs (the recipe's form), in plain Python: an independent check."""
   if epoch < warmup_epochs:
     return warmup_lr + epoch * (base_lr - warmup_lr) / warmup_epochs
   return base_lr * decay_rate ** math.floor(epoch / decay_epochs)
