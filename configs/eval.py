@@ -4,8 +4,8 @@ r"""Evaluate a checkpoint: timm's eval preprocessing (short side to res / 0.875,
     python -m tinynet_jax.main --config=configs/eval.py:checkpoint=runs/digits,dataset=digits,ema --workdir=runs/e
 
 The checkpoint is a model checkpoint (``python -m tinynet_jax.convert``) or a training workdir (newest step;
-``ema`` for the EMA weights). The released TinyNets give, under timm's evaluation: A 77.666, B 74.946,
-C 71.214, D 66.936, E 59.874 top-1 on ImageNet-1k validation.
+``ema`` for the EMA weights). The released TinyNets' top-1 on ImageNet-1k validation under timm's evaluation
+is the zoo's "released" column (`python -m tinynet_jax.flops`).
 
 Arguments (after ':'): checkpoint, dataset, ema, batch_size, crop_pct.
 """
