@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tinynet_jax.train.checkpointing import Checkpointer
+from tinynet_jax.checkpoints.training import Checkpointer, restore_latest
 
 
 def _state(value):
@@ -23,6 +23,8 @@ def test_restore_latest_and_fallback_past_a_corrupt_checkpoint(tmp_path, caplog)
   state, step = checkpointer.restore_latest(abstract)
   assert step == 2 and np.all(np.asarray(state["params"]["w"]) == 2.0)
   checkpointer.close()
+  state, step = restore_latest(tmp_path)  # the saved tree itself, on one device: how inference reads
+  assert step == 2 and np.all(np.asarray(state["params"]["w"]) == 2.0) and int(state["step"]) == 2
 
   # Truncate every file of the newest step: a half-written or damaged checkpoint.
   for path in (tmp_path / "checkpoints" / "2").rglob("*"):
@@ -34,9 +36,16 @@ def test_restore_latest_and_fallback_past_a_corrupt_checkpoint(tmp_path, caplog)
   checkpointer.close()
   assert step == 1 and np.all(np.asarray(state["params"]["w"]) == 1.0)
   assert any("step 2 is unreadable" in r.getMessage() for r in caplog.records)
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    state, step = restore_latest(tmp_path)
+  assert step == 1 and np.all(np.asarray(state["params"]["w"]) == 1.0)
+  assert any("step 2 is unreadable" in r.getMessage() for r in caplog.records)
 
 
 def test_no_checkpoint_means_a_fresh_start(tmp_path):
   checkpointer = Checkpointer(tmp_path)
   assert checkpointer.restore_latest(jax.eval_shape(lambda: _state(0.0))) is None
   checkpointer.close()
+  assert restore_latest(tmp_path / "elsewhere") is None
+  assert not (tmp_path / "elsewhere").exists()  # reading creates nothing
