@@ -114,3 +114,27 @@ def test_failed_convert_writes_nothing(tmp_path, run_module):
   assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
   assert "wrong shape" in result.stderr
   assert sorted(os.listdir(tmp_path)) == ["other.safetensors"]
+
+
+def test_load_reads_a_training_workdirs_newest_step_raw_or_ema(tmp_path):
+  """`tinynet_jax.load` of a training workdir goes through the training checkpoints' one reader."""
+  from tinynet_jax.checkpoints.training import Checkpointer
+  from tinynet_jax.train.config import base_config
+  model = tinynet_jax.create_model(SPEC, num_classes=6)
+  config = base_config()
+  config.model, config.r, config.d, config.w, config.dataset = "", 0.3, 0.4, 0.3, "synthetic"
+  (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+  checkpointer = Checkpointer(tmp_path)
+  for step in (1, 2):
+    raw, ema = random_variables(model, step), random_variables(model, 10 + step)
+    checkpointer.save(step, {"step": np.int32(step), "params": raw["params"], "batch_stats": raw["batch_stats"],
+                             "opt_state": {}, "ema_params": ema["params"], "ema_batch_stats": ema["batch_stats"]})
+  checkpointer.close()
+  loaded_model, loaded, spec = tinynet_jax.load(tmp_path)
+  assert spec == SPEC and loaded_model.num_classes == 6
+  jax.tree.map(np.testing.assert_array_equal, loaded, random_variables(model, 2))
+  _, averaged, _ = tinynet_jax.load(tmp_path, ema=True)
+  jax.tree.map(np.testing.assert_array_equal, averaged, random_variables(model, 12))
+  (tmp_path / "config.json").write_text("{")
+  with pytest.raises(CheckpointError, match="config.json"):
+    tinynet_jax.load(tmp_path)

@@ -27,15 +27,11 @@ def checkpoint_steps(workdir):
 
 def final_params(workdir):
   """The newest checkpoint's state, restored onto this process's first device whatever topology saved it."""
-  import jax
-  import orbax.checkpoint as ocp
-  step = checkpoint_steps(workdir)[-1]
-  path = Path(workdir).absolute() / "checkpoints" / str(step) / "default"
-  checkpointer = ocp.StandardCheckpointer()
-  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                        checkpointer.metadata(path).item_metadata)
-  return step, checkpointer.restore(path, target)
+  from tinynet_jax.checkpoints.training import restore_latest
+  restored = restore_latest(workdir)
+  assert restored is not None, f"no readable checkpoint in {workdir}"
+  state, step = restored
+  return step, state
 
 
 SCHEDULE = ["--config.total_steps=8", "--config.checkpoint_every_steps=2", "--config.eval_every_steps=8",

@@ -19,7 +19,7 @@ _EXPORTS = {
     "count_macs": "tinynet_jax.costs", "count_params": "tinynet_jax.costs", "layer_costs": "tinynet_jax.costs",
     "stage_costs": "tinynet_jax.costs", "solve_width": "tinynet_jax.costs", "solve_phi": "tinynet_jax.costs",
     "EfficientNet": "tinynet_jax.models", "create_model": "tinynet_jax.models",
-    "load": "tinynet_jax.checkpoints", "save": "tinynet_jax.checkpoints",
+    "load": "tinynet_jax.inference", "save": "tinynet_jax.checkpoints",
     "TinynetError": "tinynet_jax.errors", "SpecError": "tinynet_jax.errors",
     "CheckpointError": "tinynet_jax.errors",
 }

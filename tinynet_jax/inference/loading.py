@@ -1,8 +1,9 @@
 """Loading any checkpoint for inference, the reference eval preprocessing, and class names.
 
 A checkpoint is either a model checkpoint (``python -m tinynet_jax.convert``, `tinynet_jax.checkpoints.save`:
-``DIR/tinynet.json``) or a training workdir (``python -m tinynet_jax.main``: ``DIR/config.json`` and
-``DIR/checkpoints/<step>``; the newest step, raw or EMA weights).
+``DIR/tinynet.json``) or a training workdir (``python -m tinynet_jax.main``: ``DIR/config.json`` and its
+checkpoints, read by `tinynet_jax.checkpoints.training.restore_latest`: the newest readable step, raw or EMA
+weights).
 """
 from __future__ import annotations
 
@@ -11,12 +12,18 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
+import ml_collections
 import numpy as np
 
-from tinynet_jax.errors import CheckpointError, DataError
 from tinynet_jax.arch import ModelSpec
+from tinynet_jax.checkpoints import store
+from tinynet_jax.checkpoints.training import restore_latest
+from tinynet_jax.errors import CheckpointError, DataError
+from tinynet_jax.models import EfficientNet, create_model
+from tinynet_jax.train.config import model_spec_from_config
 
 IMAGENET_CLASSES = 1000
+CONFIG_FILE = "config.json"  # what `tinynet_jax.train.loop` writes into a training workdir
 
 
 @dataclasses.dataclass
@@ -27,56 +34,52 @@ class Loaded:
   num_classes: int
   dataset: str | None  # what it was trained on, when known (training workdirs)
   source: str  # 'model checkpoint' or 'training workdir, step N (EMA)'
+  config: ml_collections.ConfigDict | None = None  # a training workdir's config
+  ema_variables: dict[str, Any] | None = None  # a training workdir's EMA weights (both sets are read)
 
 
-def _restore_train_state(directory: Path, ema: bool) -> tuple[dict[str, Any], int]:
-  import jax
-  import orbax.checkpoint as ocp
-  root = directory / "checkpoints"
-  steps = sorted(int(p.name) for p in root.iterdir() if p.name.isdigit()) if root.is_dir() else []
-  if not steps:
-    raise CheckpointError(f"{directory} is a training workdir without checkpoints")
-  path = (root / str(steps[-1]) / "default").absolute()
-  checkpointer = ocp.StandardCheckpointer()
+def read_training_config(directory: str | Path) -> tuple[ml_collections.ConfigDict, ModelSpec]:
+  """A training workdir's config and the spec it trains."""
+  path = Path(directory) / CONFIG_FILE
   try:
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                          checkpointer.metadata(path).item_metadata)
-    state = checkpointer.restore(path, target)
-  except Exception as e:  # orbax raises assorted types for missing/corrupt items
-    raise CheckpointError(f"cannot restore {path}: {type(e).__name__}: {e}") from None
-  prefix = "ema_" if ema else ""
-  return {"params": state[prefix + "params"], "batch_stats": state[prefix + "batch_stats"]}, steps[-1]
+    config = ml_collections.ConfigDict(json.loads(path.read_text()))
+    return config, model_spec_from_config(config)
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    raise CheckpointError(f"cannot read {path}: {e}") from None
 
 
-def load_checkpoint(directory: str, *, ema: bool = False, **model_kwargs) -> Loaded:
-  """A model checkpoint or a training workdir (its newest step; `ema` picks the EMA weights)."""
-  from tinynet_jax.checkpoints import load
-  from tinynet_jax.checkpoints.store import METADATA_FILE, read_metadata
-  from tinynet_jax.models import create_model
+def load_checkpoint(directory: str | Path, *, ema: bool = False, sharding: Any = None, **model_kwargs) -> Loaded:
+  """A model checkpoint or a training workdir (its newest readable step; `ema` picks the EMA weights as
+  `variables`). `sharding` places a workdir's arrays (default: this process's first device)."""
   path = Path(directory)
   if not path.is_dir():
     raise CheckpointError(f"no checkpoint directory at {path}")
-  if (path / METADATA_FILE).is_file():
-    model, variables, spec = load(path, **model_kwargs)
-    return Loaded(model, variables, spec, read_metadata(path).get("num_classes", IMAGENET_CLASSES), None,
+  if (path / store.METADATA_FILE).is_file():
+    model, variables, spec = store.load(path, **model_kwargs)
+    return Loaded(model, variables, spec, store.read_metadata(path).get("num_classes", IMAGENET_CLASSES), None,
                   "model checkpoint")
-  config_path = path / "config.json"
-  if not config_path.is_file():
-    raise CheckpointError(f"{path} is neither a model checkpoint ({METADATA_FILE}) nor a training workdir "
-                          "(config.json)")
-  import ml_collections
-  from tinynet_jax.train.config import model_spec_from_config
-  try:
-    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    spec = model_spec_from_config(config)
-  except (ValueError, KeyError, TypeError) as e:
-    raise CheckpointError(f"cannot read {config_path}: {e}") from None
-  variables, step = _restore_train_state(path, ema)
-  num_classes = int(variables["params"]["classifier"]["kernel"].shape[-1])
-  model = create_model(spec, num_classes, **model_kwargs)
-  return Loaded(model, variables, spec, num_classes, config.get("dataset"),
-                f"training workdir, step {step}{' (EMA)' if ema else ''}")
+  if not (path / CONFIG_FILE).is_file():
+    raise CheckpointError(f"{path} is neither a model checkpoint ({store.METADATA_FILE}) nor a training workdir "
+                          f"({CONFIG_FILE})")
+  config, spec = read_training_config(path)
+  restored = restore_latest(path, sharding=sharding)
+  if restored is None:
+    raise CheckpointError(f"{path} is a training workdir without a readable checkpoint")
+  state, step = restored
+  raw = {"params": state["params"], "batch_stats": state["batch_stats"]}
+  averaged = {"params": state["ema_params"], "batch_stats": state["ema_batch_stats"]}
+  num_classes = int(raw["params"]["classifier"]["kernel"].shape[-1]) if "classifier" in raw["params"] else 0
+  return Loaded(create_model(spec, num_classes, **model_kwargs), averaged if ema else raw, spec, num_classes,
+                config.get("dataset"), f"training workdir, step {step}{' (EMA)' if ema else ''}", config, averaged)
+
+
+def load(directory: str | Path, *, ema: bool = False,
+         **model_kwargs) -> tuple[EfficientNet, dict[str, Any], ModelSpec]:
+  """``model, variables, spec = tinynet_jax.load(dir)`` for any checkpoint this project writes: a model
+  checkpoint, or a training workdir's newest readable step (`ema`: its EMA weights). `model_kwargs` (e.g.
+  ``dtype=jnp.bfloat16``) configure the returned module; they do not change the weights."""
+  loaded = load_checkpoint(directory, ema=ema, **model_kwargs)
+  return loaded.model, loaded.variables, loaded.spec
 
 
 def preprocess(paths: Sequence[str], resolution: int, crop_pct: float | None = None) -> np.ndarray:
