@@ -2,48 +2,71 @@
 
     python -m tinynet_jax.main --config=configs/eval.py:checkpoint=ckpt/tinynet_a,dataset=imagenet2012 --workdir=DIR
 
-Writes ``DIR/eval_metrics.json`` (top-1/top-5, example count, checkpoint, dataset, resolution) atomically.
+The scores come from the training engine's own eval step (`tinynet_jax.train.engine`: data-parallel over every
+device, top-k in the step, sums psum'd), on the raw and the EMA weights at once; a model checkpoint has one set
+of weights, so its raw and EMA scores are equal. A training workdir is evaluated with its own config (compute
+dtype included), so the result reproduces the run's final eval; a model checkpoint in float32, as timm evaluates.
+
+Writes ``DIR/eval_metrics.json`` (top-1/top-5 of the chosen weights, ema_top1/ema_top5, example count,
+checkpoint, dataset, resolution) atomically.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+
+from tinynet_jax import data
 from tinynet_jax.errors import ConfigError
 from tinynet_jax.files import atomic_write_json
+from tinynet_jax.inference.loading import load_checkpoint
+from tinynet_jax.train import parallel
+from tinynet_jax.train.config import base_config, dataset_options
+from tinynet_jax.train.engine import create_engine
+from tinynet_jax.train.state import TrainState
 
 EVAL_METRICS = "eval_metrics.json"
 
 
 def evaluate_checkpoint(config, workdir: str | Path) -> dict[str, Any]:
-  import jax
-  import jax.numpy as jnp
-  import numpy as np
-  from tinynet_jax import data
-  from tinynet_jax.inference import load_checkpoint
-  from tinynet_jax.train.config import dataset_options
   if not config.checkpoint:
     raise ConfigError("set config.checkpoint to a model checkpoint or a training workdir")
   options = dataset_options(config)
   info = data.dataset_info(config.dataset, config.data_dir, **options)
-  loaded = load_checkpoint(config.checkpoint, ema=config.ema)
+  mesh = parallel.make_mesh()
+  loaded = load_checkpoint(config.checkpoint, sharding=parallel.replicated(mesh))  # raw, and a workdir's EMA
   if loaded.num_classes != info.num_classes:
     raise ConfigError(f"{config.checkpoint} has {loaded.num_classes} classes but dataset {config.dataset!r} has "
                       f"{info.num_classes}")
   resolution = config.resolution or loaded.spec.resolution
-  apply = jax.jit(lambda v, x: loaded.model.apply(v, x, train=False))
-  correct1 = correct5 = count = 0.0
-  k = min(5, info.num_classes)
-  for batch in data.eval_iterator(config.dataset, global_batch_size=config.batch_size, resolution=resolution,
-                                  data_dir=config.data_dir, crop_pct=config.crop_pct, **options):
-    logits = np.asarray(apply(loaded.variables, jnp.asarray(batch["image"])))
-    top = np.argsort(-logits, axis=-1, kind="stable")[:, :k]
-    hits = top == batch["label"][:, None]
-    correct1 += float((hits[:, 0] * batch["mask"]).sum())
-    correct5 += float((hits.any(axis=1) * batch["mask"]).sum())
-    count += float(batch["mask"].sum())
-  result = {"checkpoint": str(config.checkpoint), "source": loaded.source, "model": loaded.spec.label,
+  # The eval iterator pads the last batch with masked examples, so rounding the batch up to a multiple of the
+  # device count changes no score.
+  devices = jax.device_count()
+  batch_size = -(-config.batch_size // devices) * devices
+  if loaded.config is None:
+    engine_config = base_config()
+    engine_config.dtype = "float32"
+  else:
+    engine_config = loaded.config
+  engine_config.eval_batch_size = batch_size
+  engine = create_engine(engine_config, loaded.spec.with_resolution(resolution), loaded.num_classes, mesh)
+  raw, averaged = loaded.variables, loaded.ema_variables or loaded.variables
+  state = parallel.replicate(mesh, TrainState(
+      step=jnp.zeros((), jnp.int32), params=raw["params"], batch_stats=raw.get("batch_stats", {}), opt_state=None,
+      ema_params=averaged["params"], ema_batch_stats=averaged.get("batch_stats", {})))
+  batches = data.eval_iterator(config.dataset, global_batch_size=batch_size, resolution=resolution,
+                               data_dir=config.data_dir, crop_pct=config.crop_pct,
+                               process_index=jax.process_index(), process_count=jax.process_count(), **options)
+  metrics = engine.evaluate(state, batches)
+  scores = {k: float(v) for k, v in metrics.compute().items()}
+  prefix = "ema_" if config.ema else ""
+  source = loaded.source + (" (EMA)" if config.ema and loaded.ema_variables is not None else "")
+  result = {"checkpoint": str(config.checkpoint), "source": source, "model": loaded.spec.label,
             "dataset": config.dataset, "resolution": resolution, "crop_pct": config.crop_pct,
-            "examples": int(count), "top1": correct1 / count, "top5": correct5 / count}
-  atomic_write_json(Path(workdir) / EVAL_METRICS, result)
+            "examples": int(metrics.top1.count), "top1": scores[prefix + "top1"], "top5": scores[prefix + "top5"],
+            "ema_top1": scores["ema_top1"], "ema_top5": scores["ema_top5"]}
+  if jax.process_index() == 0:
+    atomic_write_json(Path(workdir) / EVAL_METRICS, result)
   return result
