@@ -60,6 +60,11 @@ def test_forward_shapes_and_features(small):
   assert features["head"].shape == (2, size, size, spec.head_channels)
   np.testing.assert_allclose(features["pooled"], features["head"].mean((1, 2)), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(_apply(model, variables, x), logits)
+  # `classify` is the network after the head (what Grad-CAM differentiates): the same logits from the head.
+  head_logits = jax.jit(lambda v, f: model.apply(v, f, method="classify"))(variables, features["head"])
+  np.testing.assert_array_equal(head_logits, logits)
+  names = {path[:2] for path in traverse_util.flatten_dict(variables["params"])}
+  assert ("classifier", "kernel") in names and ("classifier", "bias") in names  # timm's names, at the top
 
 
 def test_headless_model_returns_pooled_features(small):

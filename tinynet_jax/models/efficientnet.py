@@ -46,7 +46,7 @@ class Block(nn.Module):
 
 
 class EfficientNet(nn.Module):
-  """Stem -> blocks -> head -> pool -> dropout -> classifier, exactly as timm's EfficientNet.
+  """Stem -> blocks -> head -> `classify` (pool -> dropout -> classifier), exactly as timm's EfficientNet.
 
   Attributes:
     spec: the network (see `tinynet_jax.model_spec`).
@@ -66,6 +66,23 @@ class EfficientNet(nn.Module):
   dtype: Any = jnp.float32
   bn_axis_name: str | None = None
   depthwise_impl: str = "auto"
+
+  def setup(self):
+    # The head's modules are bound here, not inline, so that `classify` also applies on its own (Grad-CAM);
+    # their names are those the inline modules had ('Dropout_0' seeds the dropout mask).
+    if self.num_classes:
+      self.dropout = nn.Dropout(self.drop_rate, name="Dropout_0")
+      self.classifier = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32,
+                                 kernel_init=dense_kernel_init, name="classifier")
+
+  def classify(self, head, train: bool = False):
+    """Head activations (N, h, w, C) -> global average pool -> dropout -> classifier -> float32 logits (the
+    pooled features when num_classes is 0): the end of `__call__`, and what Grad-CAM differentiates
+    (``model.apply(variables, head, method=EfficientNet.classify)``)."""
+    x = global_avg_pool(head)[:, 0, 0, :]
+    if self.num_classes:
+      x = self.classifier(self.dropout(x, deterministic=not train))
+    return x.astype(jnp.float32)
 
   @nn.compact
   def __call__(self, x, train: bool = False, return_features: bool = False):
@@ -87,14 +104,11 @@ class EfficientNet(nn.Module):
       features[f"stage{stage_index}"] = x
     x = nn.swish(norm("bn2")(conv(spec.head_channels, dtype=self.dtype, name="conv_head")(x)))
     features["head"] = x
-    x = global_avg_pool(x)[:, 0, 0, :]
-    features["pooled"] = x.astype(jnp.float32)
-    if self.num_classes:
-      x = nn.Dropout(self.drop_rate, deterministic=not train)(x)
-      x = nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32,
-                   kernel_init=dense_kernel_init, name="classifier")(x)
-    x = x.astype(jnp.float32)
-    return (x, features) if return_features else x
+    logits = self.classify(x, train)
+    if not return_features:
+      return logits
+    features["pooled"] = global_avg_pool(x)[:, 0, 0, :].astype(jnp.float32)
+    return logits, features
 
 
 def create_model(spec: ModelSpec, num_classes: int = 1000, **kwargs) -> EfficientNet:
