@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tinynet_jax import create_model, model_spec
-from tinynet_jax.tools.cam import activation_maps
+from tinynet_jax.inference.cam import activation_maps
 
 
 def _png(path, size=(90, 120), seed=0):
@@ -26,7 +26,7 @@ def timm_checkpoint(tmp_path_factory):
   """Random-init timm TinyNet-E (with non-trivial BN statistics) saved as .pth and converted by our CLI."""
   torch = pytest.importorskip("torch")
   pytest.importorskip("timm")
-  from tinynet_jax.tools.benchmark import timm_model
+  from tinynet_jax.train.benchmark import timm_model
   from tinynet_jax.tools.convert import convert
   root = tmp_path_factory.mktemp("timm")
   torch.manual_seed(0)
@@ -62,12 +62,17 @@ def test_predict_gives_timms_top5_on_the_same_weights_and_preprocessing(timm_che
 
 
 class Toy(nn.Module):
-  """Head = 4x4-average-pooled input; classifier on its global mean (the TinyNet's GAP + linear shape)."""
+  """Head = 4x4-average-pooled input; `classify` = a classifier on its global mean (the TinyNet's GAP + linear)."""
 
-  @nn.compact
+  def setup(self):
+    self.classifier = nn.Dense(2)
+
+  def classify(self, head, train=False):
+    return self.classifier(head.mean(axis=(1, 2)))
+
   def __call__(self, x, train=False, return_features=False):
     head = nn.avg_pool(x, (4, 4), (4, 4))
-    logits = nn.Dense(2, name="classifier")(head.mean(axis=(1, 2)))
+    logits = self.classify(head)
     return (logits, {"head": head}) if return_features else logits
 
 
