@@ -40,3 +40,23 @@ def test_input_pipeline_throughput_is_measured():
   assert all(j[:2] == b"\xff\xd8" for j in jpegs)  # JPEG files
   for recipe in throughput.RECIPES:
     assert throughput.images_per_second(recipe, threads=1, resolution=32, images=64, jpegs=jpegs) > 0
+
+
+def test_the_benchmark_measures_the_trainers_own_steps():
+  """Ours is the engine built from a training config: TinyNet-B's drop path, the EMA warm-up, the BN axis and
+  the depthwise implementation are those the config trains with (they had drifted when the benchmark built
+  its own model and step)."""
+  import jax
+  from tinynet_jax.train import parallel
+  from tinynet_jax.train.benchmark import benchmark_config
+  from tinynet_jax.train.config import model_spec_from_config
+  from tinynet_jax.train.engine import create_engine
+  config = benchmark_config("tinynet_b", "train_resident", batch=8, resolution=32)
+  config.sync_bn, config.depthwise_impl, config.ema_warmup = True, "xla", True
+  assert config.drop_path_rate == 0.1 and config.data_on_device and config.dataset == "synthetic"
+  engine = create_engine(config, model_spec_from_config(config), 1000, parallel.make_mesh())
+  model = engine.model
+  assert (model.drop_rate, model.drop_path_rate, model.bn_axis_name, model.depthwise_impl) == (
+      0.2, 0.1, parallel.AXIS, "xla")
+  assert engine.step_options["ema_warmup"] is True and engine.step_options["ema_decay"] == config.ema_decay
+  assert engine.train_batch["image"].shape == (8, 32, 32, 3) and jax.device_count() == 8

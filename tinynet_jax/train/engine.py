@@ -69,6 +69,7 @@ class Engine:
   train_batch: dict[str, jax.ShapeDtypeStruct]  # abstract global batches
   resident_batch: dict[str, jax.ShapeDtypeStruct]
   eval_batch: dict[str, jax.ShapeDtypeStruct]
+  step_options: dict[str, Any]  # what the train steps were built with (model, tx, smoothing, EMA, ...)
 
   def compile_ahead(self, executor, resident: dict[str, jax.Array] | None = None) -> tuple[Callable, Callable]:
     """(train_fn(state, batch), eval_fn(state, batch)), compiling in `executor` from now on (see
@@ -139,4 +140,5 @@ def create_engine(config, spec: ModelSpec, num_classes: int, mesh: jax.sharding.
       train_batch=parallel.batch_struct(mesh, config.batch_size, image_fields),
       resident_batch=parallel.batch_struct(mesh, config.batch_size, {"index": ((), jnp.int32),
                                                                      "position": ((), jnp.uint32)}),
-      eval_batch=parallel.batch_struct(mesh, eval_batch_size, {**image_fields, "mask": ((), jnp.float32)}))
+      eval_batch=parallel.batch_struct(mesh, eval_batch_size, {**image_fields, "mask": ((), jnp.float32)}),
+      step_options=step_options)
