@@ -18,7 +18,7 @@ from tinynet_jax.train.config import parse_arg
 def get_config(arg=None):
   arg = parse_arg(arg, checkpoint="", dataset="imagenet2012", ema=False, batch_size=250, crop_pct=0.875)
   config = ml_collections.ConfigDict()
-  config.mode = "eval"
+  config.job = "eval"  # what python -m tinynet_jax.main runs: train, sweep or eval
   config.checkpoint = arg.checkpoint
   config.ema = arg.ema
   config.dataset = arg.dataset

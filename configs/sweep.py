@@ -59,6 +59,7 @@ def sweep_fields(**overrides) -> ml_collections.ConfigDict:
 def get_config(arg=None):
   arg = parse_arg(arg, demo=False, index=-1, dataset="", per_level=0, seed=0)
   config = ml_collections.ConfigDict()
+  config.job = "sweep"  # what python -m tinynet_jax.main runs: train, sweep or eval
   config.index = config_dict.placeholder(int)  # train only this model of the plan
   config.shard = config_dict.placeholder(str)  # 'i/n': train models i, i+n, ...
   train = base_config()

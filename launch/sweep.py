@@ -34,8 +34,8 @@ def load_config(config: str, overrides: list[str]):
   values = flags.FlagValues()
   config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True)
   parse_config_flags(values, ["sweep.py", f"--config={config}", *overrides])
-  if "sweep" not in values.config:
-    raise ConfigError(f"{config} is not a sweep config (no 'sweep' field)")
+  if values.config.get("job") != "sweep":
+    raise ConfigError(f"{config} is not a sweep config (its job is {values.config.get('job')!r}, not 'sweep')")
   return values.config
 
 

@@ -205,3 +205,23 @@ def test_short_schedule_preset_is_the_configs_short_runs():
   with pytest.raises(ConfigError, match="exactly one of num_epochs, total_steps"):
     apply_short_schedule(preset, batch_size=64, num_epochs=1.0, total_steps=5, decay_rate=0.9, ema_decay=0.9,
                          log_every_steps=1, checkpoint_every_steps=1)
+
+
+@pytest.mark.parametrize("name, arg, job", [("train", None, "train"), ("imagenet", "model=tinynet_c", "train"),
+                                            ("sweep", None, "sweep"), ("sweep", "demo", "sweep"),
+                                            ("eval", "checkpoint=x", "eval")])
+def test_every_config_names_its_job(name, arg, job):
+  """python -m tinynet_jax.main runs what `config.job` says, not what the config's keys suggest."""
+  config = load(name).get_config(arg)
+  assert config.job == job
+  if job == "sweep":
+    assert config.train.job == "train"  # each sweep model is a training job
+
+
+def test_main_refuses_an_unknown_job(tmp_path):
+  from tinynet_jax.tools.main import run_job
+  config = load("train").get_config("dataset=synthetic")
+  config.job = "serve"
+  with pytest.raises(ConfigError, match="config.job must be train, sweep or eval, got 'serve'"):
+    run_job(config, str(tmp_path))
+  assert not any(tmp_path.iterdir())  # nothing written

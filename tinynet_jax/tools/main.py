@@ -15,7 +15,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from tinynet_jax.tools.cli import USAGE_ERROR, parse_config_flags
-from tinynet_jax.errors import TinynetError
+from tinynet_jax.errors import ConfigError, TinynetError
 from tinynet_jax.inference.evaluate import evaluate_checkpoint
 from tinynet_jax.search.runner import run_sweep
 from tinynet_jax.tools.analyze import print_summary
@@ -61,22 +61,32 @@ def _init_distributed() -> None:
     jax.distributed.initialize(**kwargs)
 
 
+def run_job(config, workdir: str) -> dict:
+  """Runs the job the config names in its `job` field: train one network, a sweep, or an evaluation."""
+  if config.job == "train":
+    logging.getLogger().setLevel(logging.INFO)
+    return train_and_evaluate(config, workdir)
+  if config.job == "sweep":  # configs/sweep.py: the Rubik's cube search
+    logging.getLogger().setLevel(logging.WARNING)  # one progress line per model instead of each run's log
+    result = run_sweep(config, workdir)
+    if result.get("complete") and "report" in result:
+      print_summary(result)
+    return result
+  if config.job == "eval":  # configs/eval.py: evaluate a checkpoint
+    result = evaluate_checkpoint(config, workdir)
+    print(f"{result['model']} on {result['dataset']} ({result['examples']} images, {result['resolution']} px): "
+          f"top-1 {result['top1']:.2%}, top-5 {result['top5']:.2%}")
+    return result
+  raise ConfigError(f"config.job must be train, sweep or eval, got {config.job!r}")
+
+
 def main(argv) -> int:
   del argv
+  if "job" not in FLAGS.config:
+    _fail("the config has no 'job' field (train, sweep or eval); build it on configs/train.py, sweep.py or eval.py")
   _init_distributed()
   try:
-    if FLAGS.config.get("mode") == "eval":  # configs/eval.py: evaluate a checkpoint
-      result = evaluate_checkpoint(FLAGS.config, FLAGS.workdir)
-      print(f"{result['model']} on {result['dataset']} ({result['examples']} images, {result['resolution']} px): "
-            f"top-1 {result['top1']:.2%}, top-5 {result['top5']:.2%}")
-    elif "sweep" in FLAGS.config:  # configs/sweep.py: the Rubik's cube search
-      logging.getLogger().setLevel(logging.WARNING)  # one progress line per model instead of each run's log
-      result = run_sweep(FLAGS.config, FLAGS.workdir)
-      if result.get("complete") and "report" in result:
-        print_summary(result)
-    else:
-      logging.getLogger().setLevel(logging.INFO)
-      result = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    result = run_job(FLAGS.config, FLAGS.workdir)
   except TinynetError as e:
     _fail(e)
   if result.get("preempted"):

@@ -80,6 +80,7 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
 def base_config() -> ml_collections.ConfigDict:
   """Every field the trainer reads, with the paper recipe applied."""
   c = ml_collections.ConfigDict()
+  c.job = "train"  # what python -m tinynet_jax.main runs (configs/sweep.py: "sweep", configs/eval.py: "eval")
   # Model: a zoo name, or a point (r, d, w) of the cube under `rules`.
   c.model = "tinynet_a"
   c.r = config_dict.placeholder(float)
