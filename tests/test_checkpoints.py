@@ -95,7 +95,7 @@ def test_convert_cli_from_safetensors_and_load_without_torch(tmp_path, run_modul
 
 def test_convert_reads_wrapped_pth_checkpoints(tmp_path):
   torch = pytest.importorskip("torch")
-  from tinynet_jax.tools.convert import convert
+  from tinynet_jax.checkpoints import convert
   model = tinynet_jax.create_model(SPEC, num_classes=4)
   state = {"module." + k: torch.from_numpy(v) for k, v in export_state_dict(random_variables(model)).items()}
   torch.save({"state_dict": state, "epoch": 3}, tmp_path / "train.pth")

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
+import orbax.checkpoint as ocp
 
 from tinynet_jax.errors import CheckpointError, SpecError
 from tinynet_jax.models import EfficientNet, create_model
@@ -58,7 +59,6 @@ def save(directory: str | os.PathLike, spec: ModelSpec, variables: Mapping[str, 
   os.umask(umask)
   tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result should look like any new directory
   try:
-    import orbax.checkpoint as ocp
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(tmp / VARIABLES_DIR, dict(variables))
     checkpointer.wait_until_finished()
@@ -103,7 +103,6 @@ def load(directory: str | os.PathLike, **model_kwargs) -> tuple[EfficientNet, di
     raise CheckpointError(f"{path / METADATA_FILE}: bad spec: {e}") from None
   model = create_model(spec, info.get("num_classes", 1000), **model_kwargs)
   target = abstract_variables(model)
-  import orbax.checkpoint as ocp
   try:
     variables = ocp.StandardCheckpointer().restore(path / VARIABLES_DIR, target)
   except Exception as e:  # orbax raises assorted types for missing/corrupt/mismatched items

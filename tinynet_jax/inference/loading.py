@@ -8,6 +8,8 @@ weights).
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,9 +17,11 @@ from typing import Any, Sequence
 import ml_collections
 import numpy as np
 
+from tinynet_jax import data
 from tinynet_jax.arch import ModelSpec
 from tinynet_jax.checkpoints import store
 from tinynet_jax.checkpoints.training import restore_latest
+from tinynet_jax.data.preprocessing import EVAL_CROP_PCT
 from tinynet_jax.errors import CheckpointError, DataError
 from tinynet_jax.models import EfficientNet, create_model
 from tinynet_jax.train.config import model_spec_from_config
@@ -85,8 +89,7 @@ def load(directory: str | Path, *, ema: bool = False,
 def preprocess(paths: Sequence[str], resolution: int, crop_pct: float | None = None) -> np.ndarray:
   """Image files -> float32 (N, res, res, 3): timm's eval transform (short side to floor(res / 0.875),
   bicubic, centre crop, ImageNet mean/std)."""
-  from tinynet_jax.data.tfdata import augment
-  from tinynet_jax.data.preprocessing import EVAL_CROP_PCT
+  from tinynet_jax.data.tfdata import augment  # TensorFlow: only when images are read
   from tinynet_jax.data.tfdata.tfenv import tf
   transform = augment.eval_transform(resolution, EVAL_CROP_PCT if crop_pct is None else crop_pct)
   images = []
@@ -105,8 +108,6 @@ def class_names(num_classes: int, dataset: str | None = None) -> list[str]:
   """Names for the classifier's outputs: ImageNet-1k wnids from TFDS's label file (offline), with WordNet lemmas
   when timm's copy is installed; a training dataset's own label names; else 'class k'."""
   if num_classes == IMAGENET_CLASSES and dataset in (None, "imagenet2012"):
-    import importlib.resources
-    import importlib.util
     labels = importlib.resources.files("tensorflow_datasets") / "datasets" / "imagenet2012" / "labels.txt"
     wnids = labels.read_text().split()
     lemmas = {}
@@ -119,7 +120,6 @@ def class_names(num_classes: int, dataset: str | None = None) -> list[str]:
     return [f"{w} ({lemmas[w]})" if w in lemmas else w for w in wnids]
   if dataset:
     try:
-      from tinynet_jax import data
       names = data.dataset_info(dataset).label_names
       if names and len(names) == num_classes:
         return list(names)

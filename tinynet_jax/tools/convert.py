@@ -8,31 +8,11 @@ are read without torch; `.pth` needs it. The result loads with `tinynet_jax.load
 """
 from __future__ import annotations
 
-import os
 import sys
 from typing import Sequence
 
+from tinynet_jax.checkpoints.conversion import convert
 from tinynet_jax.tools import cli
-from tinynet_jax.errors import CheckpointError
-
-
-def convert(checkpoint_path: str, spec, out: str, *, num_classes: int | None = None, use_ema: bool = False,
-            overwrite: bool = False):
-  """Reads, checks and writes; returns the output path. Nothing is written unless every check passes."""
-  from tinynet_jax.checkpoints import abstract_variables, import_state_dict, read_state_dict, save
-  from tinynet_jax.models import create_model
-
-  if os.path.exists(out) and not overwrite:
-    raise CheckpointError(f"{out} already exists (use --overwrite to replace it)")
-  state_dict = read_state_dict(checkpoint_path, use_ema=use_ema)
-  if num_classes is None:  # follow the checkpoint's classifier; 0 when it has none
-    classifier = state_dict.get("classifier.weight")
-    num_classes = int(classifier.shape[0]) if classifier is not None else 0
-  model = create_model(spec, num_classes)
-  variables = import_state_dict(state_dict, abstract_variables(model))
-  metadata = {"source": os.path.abspath(checkpoint_path), "converter": "tinynet_jax.convert",
-              "ema": use_ema}
-  return save(out, spec, variables, num_classes=num_classes, metadata=metadata, overwrite=overwrite)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

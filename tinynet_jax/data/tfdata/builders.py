@@ -6,6 +6,8 @@ import fcntl
 import os
 from typing import Any, Callable
 
+from absl import logging
+
 from tinynet_jax.data.types import DATASETS
 from tinynet_jax.data.tfdata.tfenv import tfds
 from tinynet_jax.errors import DataError
@@ -30,7 +32,6 @@ def file_lock(path: str):
 def quiet():
   """Silences TFDS's absl INFO/WARNING lines (e.g. 'Variant folder ... has no dataset_info.json') while we
   merely probe for data, so that a missing dataset is reported by our one-line error alone."""
-  from absl import logging
   verbosity = logging.get_verbosity()
   logging.set_verbosity(logging.ERROR)
   try:
