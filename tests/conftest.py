@@ -1,7 +1,10 @@
-"""Shared test setup: small, fast, CPU-only."""
+"""Shared test setup: small, fast, CPU-only; CLIs run in this process (`cli`) or in a fresh one (`run_module`)."""
 import atexit
+import importlib.util
+import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -16,13 +19,19 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
+# Triton (loaded by torchvision, hence by timm) segfaults when it loads after TensorFlow, which would kill every
+# later test in this process that imports timm; load it first where it is installed.
+try:
+  import torchvision  # noqa: F401, E402
+except ImportError:
+  pass
+
 import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run_python(*args, cwd=REPO, timeout=300):
-  import subprocess
   env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
   return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd,
                         timeout=timeout)
@@ -30,7 +39,6 @@ def _run_python(*args, cwd=REPO, timeout=300):
 
 def start_python(args, env=None):
   """``python args...`` started in the repo (PYTHONPATH set, `env` added); stdout/stderr piped as text."""
-  import subprocess
   env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
   return subprocess.Popen([sys.executable, *map(str, args)], cwd=REPO, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
@@ -52,3 +60,65 @@ def run_python():
 def run_module():
   """Runs ``python -m module args...`` in a fresh interpreter; returns the CompletedProcess."""
   return lambda module, *args, **kwargs: _run_python("-m", module, *args, **kwargs)
+
+
+def _reset_absl_flags():
+  """Forgets a previous in-process `python -m tinynet_jax.main`: its parsed flags and the ``--config.x``
+  override flags config_flags defined for it (defining one twice is an error)."""
+  from absl import flags
+  flags.FLAGS.unparse_flags()
+  for name in [n for n in flags.FLAGS if n.startswith("config.")]:
+    delattr(flags.FLAGS, name)
+
+
+class CLI:
+  """Runs a command line, ``python -m tinynet_jax.<tool> args...`` or ``python launch/sweep.py args...``, and
+  returns (exit code, stdout, stderr). ``cli(...)`` runs it in this process: the tool's own entry point under
+  ``sys.argv`` in the repo, as the shim calls it (no interpreter start, no jax import, warm caches).
+  ``cli.real(...)`` runs it in a fresh interpreter: the process's real exit code and stderr."""
+
+  def __init__(self, capsys, monkeypatch):
+    self.capsys, self.monkeypatch = capsys, monkeypatch
+
+  @staticmethod
+  def command(target, args):
+    args = [str(a) for a in args]
+    return ([target, *args] if target.endswith(".py") else ["-m", target, *args])
+
+  def __call__(self, target, *args):
+    argv = self.command(target, args)
+    if target.endswith(".py"):  # a script: import it from its file, then run its main like its __main__ does
+      spec = importlib.util.spec_from_file_location("_cli_script", os.path.join(REPO, target))
+      script = importlib.util.module_from_spec(spec)
+      spec.loader.exec_module(script)
+      from tinynet_jax.tools.cli import run
+      entry = lambda: run(script.main, script.PROG)  # noqa: E731
+    else:
+      tool = importlib.import_module("tinynet_jax.tools." + target.rsplit(".", 1)[-1])
+      entry = tool.entry
+      argv = [f"python -m {target}", *argv[2:]]
+    self.monkeypatch.chdir(REPO)
+    self.monkeypatch.setattr(sys, "argv", argv)
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)  # main sets the level; absl's app.run adds its handler
+    self.capsys.readouterr()
+    _reset_absl_flags()
+    try:
+      code = entry()
+    except SystemExit as e:  # argparse and absl's app.run exit
+      code = e.code
+    finally:
+      _reset_absl_flags()
+      root.setLevel(level)
+      root.handlers[:] = handlers
+    out, err = self.capsys.readouterr()
+    return code or 0, out, err
+
+  def real(self, target, *args, env=None, timeout=300):
+    process = start_python(self.command(target, args), env=env)
+    return finish(process, timeout=timeout)
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+  return CLI(capsys, monkeypatch)

@@ -6,13 +6,6 @@ import random
 import numpy as np
 import pytest
 
-# Triton (loaded by torchvision, hence by timm) segfaults when it loads after TensorFlow, which would kill every
-# later test in this process that imports timm; load it first where it is installed.
-try:
-  import torchvision  # noqa: F401
-except ImportError:
-  pass
-
 pytest.importorskip("tensorflow")
 pytest.importorskip("tensorflow_datasets")
 from PIL import Image  # noqa: E402
