@@ -3,7 +3,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -76,12 +75,7 @@ def test_slurm_sweep_dry_run_per_model_and_per_shard():
   assert no_task.returncode == 2
 
 
-def sweep_py(*args):
-  return subprocess.run([sys.executable, "launch/sweep.py", *args], cwd=REPO, capture_output=True, text=True,
-                        timeout=120)
-
-
-def test_sweep_py_lists_exactly_the_sweeps_models():
+def test_sweep_py_lists_exactly_the_sweeps_models(cli):
   import importlib.util
   from tinynet_jax.search.runner import make_plan
   spec = importlib.util.spec_from_file_location("sweep_config", os.path.join(REPO, "configs/sweep.py"))
@@ -89,26 +83,32 @@ def test_sweep_py_lists_exactly_the_sweeps_models():
   spec.loader.exec_module(module)
   plan = make_plan(module.get_config("demo,per_level=2"))
 
-  count = sweep_py("--config=configs/sweep.py:demo,per_level=2", "--count")
-  assert count.returncode == 0 and int(count.stdout) == len(plan.models)
-  listed = sweep_py("--config=configs/sweep.py:demo,per_level=2", "--workdir=runs/x", "--dry-run",
-                    "--config.train.total_steps=5")
-  assert listed.returncode == 0, listed.stderr
-  lines = listed.stdout.strip().splitlines()
+  code, out, _ = cli("launch/sweep.py", "--config=configs/sweep.py:demo,per_level=2", "--count")
+  assert code == 0 and int(out) == len(plan.models)
+  code, out, err = cli("launch/sweep.py", "--config=configs/sweep.py:demo,per_level=2", "--workdir=runs/x",
+                       "--dry-run", "--config.train.total_steps=5")
+  assert code == 0, err
+  lines = out.strip().splitlines()
   ids = [line.split()[1].rstrip(":") for line in lines if line.startswith("# ")]
   commands = [shlex.split(line) for line in lines if not line.startswith("# ")]
   assert ids == [m.id for m in plan.models]
   assert [c[3] for c in commands] == [f"--config=configs/sweep.py:demo,per_level=2,index={i}"
                                       for i in range(len(plan.models))]
   assert all(c[-1] == "--config.train.total_steps=5" for c in commands)
-  shards = sweep_py("--config=configs/sweep.py", "--workdir=runs/in100", "--shards=4")
-  assert [shlex.split(l)[-1] for l in shards.stdout.splitlines()] == [f"--config.shard={i}/4" for i in range(4)]
+  _, out, _ = cli("launch/sweep.py", "--config=configs/sweep.py", "--workdir=runs/in100", "--shards=4")
+  assert [shlex.split(l)[-1] for l in out.splitlines()] == [f"--config.shard={i}/4" for i in range(4)]
 
 
-@pytest.mark.parametrize("args, needle", [(["--config=configs/train.py", "--count"], "not a sweep"),
-                                          (["--config=configs/sweep.py:demo", "--dry-run"], "--workdir"),
-                                          (["--config=configs/sweep.py", "--count", "--bogus"], "bogus"),
-                                          (["--config=configs/no_such_sweep.py", "--count"], "no_such_sweep.py")])
-def test_sweep_py_bad_input(args, needle):
-  result = sweep_py(*args)
-  assert result.returncode == 2 and needle in result.stderr and len(result.stderr.strip().splitlines()) == 1
+BAD_SWEEP_PY = [(["--config=configs/train.py", "--count"], "not a sweep"),
+                (["--config=configs/sweep.py:demo", "--dry-run"], "--workdir"),
+                (["--config=configs/sweep.py", "--count", "--bogus"], "bogus"),
+                (["--config=configs/no_such_sweep.py", "--count"], "no_such_sweep.py")]
+# This one runs in a real process too: the exit code and stderr of the process itself (the rest run in this one).
+REAL_PROCESS = {"no_such_sweep.py"}
+
+
+@pytest.mark.parametrize("args, needle", BAD_SWEEP_PY, ids=[b[1] for b in BAD_SWEEP_PY])
+def test_sweep_py_bad_input(args, needle, cli):
+  for run in (cli, cli.real) if needle in REAL_PROCESS else (cli,):
+    code, _, err = run("launch/sweep.py", *args)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
