@@ -1,6 +1,6 @@
 """The paper's figures from sweep results: Fig. 2 (importance at fixed FLOPs), Fig. 3 (the formula's r, d, w
 against FLOPs) and Fig. 6 (accuracy against FLOPs). Each writes ``<name>.png`` and ``<name>.svg`` atomically;
-Fig. 3 and 6 return what they read off the data as a JSON-able dict, Fig. 2 draws the correlations
+Fig. 3 and 6 return what they read off the data as a JSON-able dict, Fig. 2 draws the regression
 `tinynet_jax.search.analysis.importance` computed.
 
 Matplotlib is used through `Figure` + the Agg canvas, without pyplot, so no global state or display is touched;
@@ -75,28 +75,48 @@ def _save(figure, out_dir: str | Path, name: str) -> list[str]:
   return written
 
 
-def _fmt(value: float | None) -> str:
-  return "n/a" if value is None else f"{value:+.2f}"
-
-
 def fig2_importance(rows: Sequence[Mapping[str, Any]], importance: Mapping[str, Any], out_dir: str | Path, *,
                     name: str = "fig2_importance") -> list[str]:
-  """Accuracy against r, d and w of random models at (about) one FLOPs level, each panel titled with its
-  correlations (`importance`: what `tinynet_jax.search.analysis.importance` computed from the same rows)."""
+  """Which dimension matters at fixed FLOPs: accuracy against r and d (log axes) of random models of one level,
+  as partial residuals of the regression `tinynet_jax.search.analysis.importance` computed (accuracy with the
+  other multiplier's effect removed), each panel titled with its slope per doubling and 95% interval; w, implied
+  by r, d and the level, is drawn without a number. With fewer than `importance['min_n']` models (or no
+  coefficients) the raw points are drawn and no number at all is printed."""
   rows = list(rows)
   metric = importance["metric"]
   accuracy = column(rows, metric, "Fig. 2") * 100
+  values = {key: column(rows, key, "Fig. 2") for key, _ in _DIMS}
+  coefficients = importance.get("coefficients")
   figure, axes = _new_figure(11, 3.6, panels=3)
   for ax, (key, label) in zip(axes, _DIMS):
-    ax.scatter(column(rows, key, "Fig. 2"), accuracy, s=22, alpha=0.8, color="C0", edgecolors="none")
-    ax.set_xlabel(label, fontsize=9)
-    ax.set_title(f"Pearson r = {_fmt(importance['pearson'][key])}, "
-                 f"Spearman ρ = {_fmt(importance['spearman'][key])}", fontsize=9)
-  axes[0].set_ylabel(_metric_label(metric), fontsize=9)
+    x = values[key]
+    if coefficients is not None and key in coefficients:
+      other = "d" if key == "r" else "r"
+      y = accuracy - coefficients[other]["per_doubling"] * np.log2(values[other])
+      y = y - np.mean(y) + np.mean(accuracy)
+      c = coefficients[key]
+      grid = np.geomspace(x.min(), x.max(), 20)
+      line = np.mean(y) + c["per_doubling"] * (np.log2(grid) - np.mean(np.log2(x)))
+      ax.plot(grid, line, color="C3", linewidth=1.2)
+      ax.set_title(f"{c['per_doubling']:+.2f} points per doubling of {key}\n(95% CI {c['ci95'][0]:+.2f} to "
+                   f"{c['ci95'][1]:+.2f}, {other} fixed, w implied)", fontsize=8)
+      ax.set_ylabel(f"{_METRIC_LABELS.get(metric, metric)} adjusted for {other} (%)", fontsize=8)
+    else:
+      y = accuracy
+      ax.set_title(f"{key}: no coefficient" if key != "w" else "w: implied by r, d and the level", fontsize=8)
+      ax.set_ylabel(_metric_label(metric), fontsize=8)
+    ax.scatter(x, y, s=22, alpha=0.8, color="C0", edgecolors="none")
+    _log_x(ax)
+    ax.set_xlabel(label + " (log)", fontsize=9)
+  n, min_n = importance["n"], importance.get("min_n", 0)
   c_range = importance.get("c_range")
-  where = "" if c_range is None else \
-      f" at c = {np.median(column(rows, 'c', 'Fig. 2')):.2f} (FLOPs / FLOPs of B0)"
-  figure.suptitle(f"Which dimension matters: {len(rows)} random models{where}", fontsize=10)
+  where = "" if c_range is None else f" at c = {np.median(column(rows, 'c', 'Fig. 2')):.2f} (FLOPs / FLOPs of B0)"
+  if coefficients is None:
+    caption = f"n = {n} random models{where}: fewer than {min_n}, too few for a regression; no number is shown"
+  else:
+    caption = (f"Which dimension matters: accuracy ~ log2 r + log2 d over n = {n} random models{where} "
+               f"(R² = {importance['r2']:.2f}, residual sd {importance['residual_sd']:.2f} points)")
+  figure.suptitle(caption, fontsize=9)
   return _save(figure, out_dir, name)
 
 
@@ -109,9 +129,14 @@ def _curve_array(curve: Mapping[str, Any], key: str, size: int | None) -> np.nda
   return values
 
 
+BAND_LABEL = "GP posterior ± 2σ of the fitted curve (MAP hyper-parameters)"
+
+
 def fig3_formula(frontier: Sequence[Mapping[str, Any]], curve: Mapping[str, Any], out_dir: str | Path, *,
-                 name: str = "fig3_formula") -> dict[str, Any]:
-  """r, d and w of the frontier models against c (log), with the GP mean ± 2σ for r and d and the solved w.
+                 name: str = "fig3_formula", points_label: str = "fitted models") -> dict[str, Any]:
+  """r, d and w of the models the formula was fitted on against c (log), with the GP mean ± 2σ for r and d and
+  the solved w; `points_label` says which models they are (e.g. "best 4 of each level"). The band is the
+  posterior of the fitted curve, not a confidence interval on the optimum; the title says so.
 
   Returns {"points", "grid", "c_range", "within_2sigma": {r, d}}: how many frontier points lie inside the band
   (the band read off at each point's c, log-linearly), a quick check that the fit follows its data.
@@ -135,7 +160,7 @@ def fig3_formula(frontier: Sequence[Mapping[str, Any]], curve: Mapping[str, Any]
     if key in ("r", "d"):
       mean = _curve_array(curve, f"{key}_mean", len(c))[order]
       std = _curve_array(curve, f"{key}_std", len(c))[order]
-      ax.fill_between(c, mean - 2 * std, mean + 2 * std, color="C0", alpha=0.2, linewidth=0, label="± 2σ")
+      ax.fill_between(c, mean - 2 * std, mean + 2 * std, color="C0", alpha=0.2, linewidth=0, label=BAND_LABEL)
       ax.plot(c, mean, color="C0", linewidth=1.5, label=f"GP mean {key.upper()}(c)")
       at_mean = np.interp(np.log(points_c), np.log(c), mean)
       at_std = np.interp(np.log(points_c), np.log(c), std)
@@ -143,12 +168,13 @@ def fig3_formula(frontier: Sequence[Mapping[str, Any]], curve: Mapping[str, Any]
     else:
       ax.plot(c, _curve_array(curve, "w", len(c))[order], color="C0", linewidth=1.5,
               label="w solved from the budget")
-    ax.scatter(points_c, values, s=30, color="C3", zorder=3, label="frontier models")
+    ax.scatter(points_c, values, s=30, color="C3", zorder=3, label=points_label)
     _log_x(ax)
     ax.set_xlabel("c = FLOPs / FLOPs of B0 (log)", fontsize=9)
     ax.set_ylabel(label, fontsize=9)
     ax.legend(fontsize=7)
-  figure.suptitle("The tiny formula: r, d and w against FLOPs", fontsize=10)
+  figure.suptitle(f"The tiny formula: r, d and w against FLOPs, fitted on the {points_label} (the band is the "
+                  "fitted curve's posterior, not a confidence interval on the optimum)", fontsize=9)
   _save(figure, out_dir, name)
   return result
 

@@ -22,7 +22,9 @@ from tinynet_jax.errors import SearchError, SpecError
 from tinynet_jax.files import atomic_write_json
 from tinynet_jax.search.gp import GPFit, fit_gp
 
-FORMAT = "tinynet_jax.formula/1"
+FORMAT = "tinynet_jax.formula/2"
+OLD_FORMATS = ("tinynet_jax.formula/1",)  # still read: no fitted-point rule, dataset or c tolerance recorded
+PUBLISHED = "published"  # the selection rule of the paper preset: a curve through points, not a measurement
 MAX_BUDGET_ERROR = 0.05  # a budget whose closest network is further off than this is unreachable
 _MULTIPLIER_RANGE = (0.05, 4.0)  # where GP means are clipped, so an extrapolation still builds a network
 
@@ -33,16 +35,16 @@ class FormulaModel:
   target_macs: float
   c: float
   r: float
-  r_std: float
+  r_std: float | None  # GP posterior std of the fitted curve at c; None for the preset (no uncertainty)
   d: float
-  d_std: float
+  d_std: float | None
   w: float
   rules: str
   base_resolution: int
   resolution: int
   macs: int
   params: int
-  extrapolated: bool  # the budget lies outside the FLOPs range the formula was fitted on
+  extrapolated: bool  # c lies outside the fitted points' c range, widened by the formula's c_tolerance
 
   def spec(self) -> ModelSpec:
     return build_spec(self.r, self.d, self.w, rules=self.rules, base_resolution=self.base_resolution)
@@ -59,8 +61,25 @@ class Formula:
   base_resolution: int
   rules: str
   num_classes: int  # the classifier the MACs are counted with (1000: the paper's FLOPs)
-  points: tuple[dict[str, Any], ...]  # the frontier models it was fitted on: id, c, r, d, w, macs (+ accuracy)
+  points: tuple[dict[str, Any], ...]  # the models it was fitted on: id, c, r, d, w, macs, accuracy
   source: str  # what produced it, e.g. "sweep runs/x (digits)" or "paper preset (TinyNet A-E)"
+  # How the points were chosen: {"rule": "top_k" | "eps_frontier" | "published", "description", "metric", "k" |
+  # "eps"}; None in files written before format 2.
+  selection: dict[str, Any] | None = None
+  metric: str | None = None  # the accuracy the points were chosen by
+  c_tolerance: float = 0.0  # a c this far (relative) outside the points' range is not an extrapolation
+  dataset: str | None = None  # what the points were trained on (None: not recorded)
+
+  @property
+  def measured(self) -> bool:
+    """False for a curve through published points: its GP std is not an uncertainty of anything."""
+    return (self.selection or {}).get("rule") != PUBLISHED
+
+  @property
+  def c_reference(self) -> str:
+    """What c is relative to: c = MACs / this."""
+    return (f"EfficientNet-B0 at {self.base_resolution} px with a {self.num_classes}-class head "
+            f"({self.b0_macs / 1e6:.1f}M MACs)")
 
   @property
   def c_range(self) -> tuple[float, float]:
@@ -108,10 +127,14 @@ class Formula:
                         f"{self.c_range[1] * self.b0_macs / 1e6:.3g}M")
     r = r_found
     spec = build_spec(r, d, solution.value, rules=self.rules, base_resolution=self.base_resolution)
-    lo, hi = self.c_range
-    return FormulaModel(float(target_macs), c, r, float(p["r_std"][0]), d, float(p["d_std"][0]), solution.value,
+    r_std, d_std = (float(p["r_std"][0]), float(p["d_std"][0])) if self.measured else (None, None)
+    return FormulaModel(float(target_macs), c, r, r_std, d, d_std, solution.value,
                         self.rules, self.base_resolution, spec.resolution, solution.macs,
-                        count_params(spec, self.num_classes), not lo <= c <= hi)
+                        count_params(spec, self.num_classes), self.extrapolates(c))
+
+  def extrapolates(self, c: float) -> bool:
+    lo, hi = self.c_range
+    return not lo / (1 + self.c_tolerance) <= c <= hi * (1 + self.c_tolerance)
 
   def _nearby_resolutions(self, r: float, pixels: int = 2) -> list[float]:
     """r, then the smallest r on the 0.001 grid giving each input size within `pixels` of int(base * r)."""
@@ -142,20 +165,28 @@ class Formula:
     return out
 
   def to_dict(self) -> dict[str, Any]:
-    return {"format": FORMAT, "source": self.source, "b0_macs": self.b0_macs,
+    return {"format": FORMAT, "source": self.source, "dataset": self.dataset, "b0_macs": self.b0_macs,
             "base_resolution": self.base_resolution, "rules": self.rules, "num_classes": self.num_classes,
-            "points": list(self.points),
-            "r_fit": self.r_fit.to_dict(), "d_fit": self.d_fit.to_dict(), "input": "log(c)"}
+            "c_reference": self.c_reference, "selection": self.selection, "metric": self.metric,
+            "c_tolerance": self.c_tolerance, "points": list(self.points),
+            "r_fit": self.r_fit.to_dict(), "d_fit": self.d_fit.to_dict(), "input": "log(c)",
+            "band": "GP posterior +-2 std of the fitted curve (MAP hyper-parameters), not a confidence interval on the "
+                    "optimum"}
 
   @classmethod
   def from_dict(cls, data: Any) -> "Formula":
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    """Reads format 2 and the older format 1 (then selection, metric and dataset are None: not recorded)."""
+    if not isinstance(data, dict) or data.get("format") not in (FORMAT, *OLD_FORMATS):
       raise SearchError(f"not a tinynet_jax formula (expected format {FORMAT!r})")
     try:
+      selection = data.get("selection")
+      if selection is not None and not isinstance(selection, dict):
+        raise TypeError("selection must be an object")
       return cls(GPFit.from_dict(data["r_fit"]), GPFit.from_dict(data["d_fit"]), int(data["b0_macs"]),
                  int(data["base_resolution"]), str(data["rules"]), int(data["num_classes"]),
                  tuple(dict(p) for p in data["points"]),
-                 str(data["source"]))
+                 str(data["source"]), selection, data.get("metric"), float(data.get("c_tolerance", 0.0)),
+                 data.get("dataset"))
     except (KeyError, TypeError, ValueError) as e:
       if isinstance(e, SearchError):
         raise
@@ -181,21 +212,27 @@ MIN_POINTS = 3
 
 
 def fit_formula(frontier: Iterable[dict[str, Any]], *, b0_macs: int, base_resolution: int, rules: str,
-                num_classes: int, source: str) -> Formula:
-  """Fits R(c) and D(c) on frontier rows (each with 'macs', 'r', 'd'; 'w', 'id' and accuracies are kept)."""
+                num_classes: int, source: str, selection: dict[str, Any] | None = None, metric: str | None = None,
+                c_tolerance: float = 0.0, dataset: str | None = None) -> Formula:
+  """Fits R(c) and D(c) on the chosen rows (each with 'macs', 'r', 'd'; id, w, level, kind, seeds and accuracies
+  are kept, `metric`'s as 'accuracy'); `selection` says how they were chosen, and is recorded."""
   points = []
   for row in frontier:
-    point = {k: row[k] for k in ("id", "r", "d", "w", "macs", "top1", "ema_top1", "kind") if k in row}
+    point = {k: row[k] for k in ("id", "r", "d", "w", "macs", "level", "top1", "ema_top1", "kind", "seeds")
+             if k in row}
     point["c"] = row["macs"] / b0_macs
+    if metric is not None and metric in row:
+      point["accuracy"] = row[metric]
     points.append(point)
   distinct = {p["c"] for p in points}
   if len(distinct) < MIN_POINTS:
-    raise SearchError(f"too few frontier points to fit the formula: {len(distinct)} distinct FLOPs, need "
+    raise SearchError(f"too few points to fit the formula: {len(distinct)} distinct FLOPs, need "
                       f"{MIN_POINTS}; train more models or more FLOPs levels")
   x = [math.log(p["c"]) for p in points]
   r_fit = fit_gp(x, [p["r"] for p in points])
   d_fit = fit_gp(x, [p["d"] for p in points])
-  return Formula(r_fit, d_fit, int(b0_macs), int(base_resolution), rules, int(num_classes), tuple(points), source)
+  return Formula(r_fit, d_fit, int(b0_macs), int(base_resolution), rules, int(num_classes), tuple(points), source,
+                 selection, metric, float(c_tolerance), dataset)
 
 
 def paper_formula() -> Formula:
@@ -206,8 +243,12 @@ def paper_formula() -> Formula:
     entry = ZOO[name]
     macs = count_macs(model_spec(name), num_classes=FLOPS_CLASSES)
     rows.append({"id": name, "kind": "tinynet", "r": entry.r, "d": entry.d, "w": entry.w, "macs": macs})
+  # c_tolerance: the paper's FLOPs are rounded (A: 339M published, 336.9M counted; E: 24M vs 24.4M), so a
+  # budget within 2% of A or E is not an extrapolation.
   return fit_formula(rows, b0_macs=b0, base_resolution=BASE_RESOLUTION, rules="tinynet", num_classes=FLOPS_CLASSES,
-                     source="paper preset: GP through TinyNet A-E (r, d) at their MACs")
+                     source="paper preset: a curve through the published TinyNet A-E (r, d) at their MACs",
+                     selection={"rule": PUBLISHED, "description": "TinyNet A-E as published"}, c_tolerance=0.02,
+                     dataset="imagenet2012")
 
 
 def parse_budget(text: str) -> float:

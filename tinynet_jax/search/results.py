@@ -1,5 +1,16 @@
 """``results.jsonl``: one JSON line per finished sweep model, appended with a single O_APPEND write
-(`tinynet_jax.files.append_json_line`); reading it back, and repairing a torn last line."""
+(`tinynet_jax.files.append_json_line`); reading it back, and repairing a torn last line.
+
+Replicates (``sweep.replicates`` > 0: other seeds of the best models of each level, to measure the seed noise)
+are rows like any other, with their own unique ``id`` and two more fields; the analysis merges them into their
+model (mean accuracy) and pools their spread into the seed σ (`tinynet_jax.search.analysis.seed_noise`):
+
+    seed          int, the training seed of this run (optional on original rows; the config's seed)
+    replicate_of  the id of the model row this run repeats (absent or null on original rows); the same network
+                  (r, d, w, rules, macs, kind, level), only the seed differs
+
+A replicate whose model has no row, or whose MACs differ from it, is an error.
+"""
 from __future__ import annotations
 
 import json
@@ -13,6 +24,7 @@ import numpy as np
 from tinynet_jax.errors import SearchError
 
 RESULTS = "results.jsonl"
+REPLICATE_FIELDS = ("seed", "replicate_of")  # optional; see the module docstring
 REQUIRED = ("id", "kind", "r", "d", "w", "rules", "macs", "c", "b0_macs", "base_resolution", "flops_classes",
             "top1", "ema_top1")
 

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tinynet_jax.search.analysis import analyze
+from tinynet_jax.search.analysis import FIT_K, FIT_ON, analyze
 from tinynet_jax.search.results import results_path
 from tinynet_jax.tools.cli import ArgumentParser, run
 
@@ -20,15 +20,19 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("results", help="a sweep directory or its results.jsonl")
   parser.add_argument("--out", help="where to write formula.json, figures and report.md (default: the sweep dir)")
   parser.add_argument("--metric", default="top1", choices=("top1", "ema_top1"), help="accuracy for the frontier")
-  parser.add_argument("--fit-on", default="frontier", choices=("frontier", "level_best", "auto"),
-                      help="frontier models (the paper), each level's best, or auto (frontier unless too small)")
+  parser.add_argument("--fit-on", default="top_k", choices=FIT_ON,
+                      help="top_k: the best --fit-k of each level (default; chosen by simulation), frontier: the "
+                           "eps-dominance frontier, level_best: top_k with k=1, auto: the frontier unless it spans "
+                           "fewer than 3 levels")
+  parser.add_argument("--fit-k", type=int, default=FIT_K, help="models per level for top_k (default %(default)s)")
   return parser
 
 
 def print_summary(summary: dict) -> None:
   """The analysis in a few lines: where the report and formula are, and the formula's model per level."""
   print(f"report: {summary['report']}")
-  print(f"formula: {summary['formula_path']} (frontier: {', '.join(summary['frontier'])})")
+  print(f"formula: {summary['formula_path']} (fitted on the {summary['selection']['description']}; "
+        f"frontier: {', '.join(summary['frontier'])})")
   for row in summary.get("formula", ()):
     print(f"  {row['budget_macs'] / 1e6:8.2f}M MACs -> r={row['r']:.3f} d={row['d']:.3f} w={row['w']:g} "
           f"({row['resolution']} px, {row['macs'] / 1e6:.2f}M MACs, {row['params']:,} params)")
@@ -38,7 +42,7 @@ def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
   path = results_path(args.results)
   out = Path(args.out) if args.out else path.parent
-  summary = analyze(path, out, metric=args.metric, fit_on=args.fit_on)
+  summary = analyze(path, out, metric=args.metric, fit_on=args.fit_on, k=args.fit_k)
   print_summary(summary)
   return 0
 
