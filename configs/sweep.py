@@ -1,19 +1,29 @@
 r"""The Rubik's cube search (paper §3): random twists at FLOPs levels -> frontier -> GP formula -> figures.
 
     python -m tinynet_jax.main --config=configs/sweep.py:demo --workdir=runs/demo           # digits, CPU, minutes
-    python -m tinynet_jax.main --config=configs/sweep.py --workdir=runs/in100               # ImageNet-100, 100 models
+    python -m tinynet_jax.main --config=configs/sweep.py --workdir=runs/in100               # ImageNet-100, 105 models
     python -m tinynet_jax.main --config=configs/sweep.py:index=7 --workdir=runs/in100       # one model (job arrays)
     python -m tinynet_jax.main --config=configs/sweep.py --config.shard=3/8 --workdir=runs/in100   # a slice
 
 Choices where the paper is silent (tinynet.md §1.2-1.3, §4.3), each a field below:
-* levels: c = 0.5, 0.25, 0.125, 0.0625 x B0's MACs, bracketing TinyNet-A..E (c = 0.87 ... 0.063) and the
-  B^-1..B^-4 baselines; 25 random models each = the paper's ~100. Fig. 2 is the 0.5 level (B^-1's FLOPs).
+* levels: c = 0.5, 0.25, 0.125, 0.0625 and 0.87 x B0's MACs: TinyNet-A..E sit at c = 0.873, 0.520, 0.258, 0.134,
+  0.063, so with the 0.87 level (TinyNet-A's) A..E are all interpolations (a formula's c within its levels' MAC
+  spread of the fitted range is not flagged as extrapolated). 0.87 comes last so the other levels keep their
+  random streams (the sampler seeds each level by its position). 20 random models each = 100 (the paper's ~100),
+  plus one EfficientNet-B^-k baseline per level (ids by level, largest first: B-1 is now the 0.87 level's) = 105.
+  Fig. 2 is the 0.5 level (20 models: its regression needs >= 8).
 * ranges: r in [0.35, 1.0], d in [0.3, 1.5], w in [0.25, 1.2]: wide enough to contain every TinyNet's (r, d)
   scaled to its level and the B^-k's w; w is solved, draws needing w outside its range are rejected.
 * tolerance: a sampled network is within 3% of its level's MACs (the staircase of w allows ~1%).
 * recipe per model: the paper's recipe shortened to 30 epochs of ImageNet-100 (1 warmup epoch, LR x0.9 per
   epoch, EMA with warmup); the search's epochs are not published.
 * frontier and fit on raw top-1 (EMA lags in short runs); GP input log(c) (see tinynet_jax.search.formula).
+  The frontier is an eps-dominance frontier (one level's MACs count as equal cost), and the formula is fitted on
+  the best 4 models of each level (fit_on='top_k'): on a simulated sweep of this plan with a planted optimum its
+  ±2σ band covers the planted r and d ~85-90% of the time, each level's best alone ~25-60%
+  (tests/test_search_simulation.py).
+* replicates: extra seeds for the best models of each level, so the report can show the seed noise beside the
+  spread across models (contract in tinynet_jax.search.results; scheduling them is the runner's part).
 * fig2_models: Fig. 2's study needs several models at one level; the demo draws 3 at its top level, 1 elsewhere.
 * the demo fits with fit_on='auto': 80-step digits runs are noisy enough that the frontier can span fewer than
   three levels; then each level's best model stands in (the report says which).
@@ -21,10 +31,12 @@ Choices where the paper is silent (tinynet.md §1.2-1.3, §4.3), each a field be
   pipeline; set it for ImageNet-100 on a GPU/TPU too (uint8 at the base resolution, ~19 GB at 224 px).
 
 Cost (estimates, not measurements: no accelerator was available to this project's sessions; see
-docs/performance.md for how to measure). One ImageNet-100 model = 30 epochs x 126,689 images = 3.8M images.
-Sweep models are 0.06-0.5 x B0's MACs; at ~10-20k images/s on one H100 (the bf16 Flax TinyNet-A measured
-~8.9k, and smaller models run faster) that is ~3-6 min a model plus ~1 min compile, and ~6-12 H100-hours for the
-104 models (the paper: 10.4 GPU-days). A TPU v4-8 slice, fanned out with --config.shard, is in the same range.
+docs/performance.md for how to measure). Our imagenet100 has 50,000 training images (500 per class; CMC's
+ImageNet-100, which has 126,689, is not what it prepares), so one model = 30 epochs x 50,000 = 1.5M images.
+Sweep models are 0.06-0.87 x B0's MACs; at ~10-20k images/s on one H100 (the bf16 Flax TinyNet-A measured
+~8.9k, and smaller models run faster) that is ~1.5-3 min a model plus ~1 min compile, and ~4-7 H100-hours for
+the 105 models (the paper: 10.4 GPU-days on full ImageNet). A TPU v4-8 slice, fanned out with --config.shard, is
+in the same range.
 The demo: 11 models in 4-5 minutes on a 2-core CPU (README).
 
 Arguments (after ':'): demo, index, dataset, per_level, seed.
@@ -37,8 +49,8 @@ from tinynet_jax.train.config import apply_short_schedule, apply_whole_images, b
 
 def sweep_fields(**overrides) -> ml_collections.ConfigDict:
   fields = dict(
-      levels=(0.5, 0.25, 0.125, 0.0625),  # FLOPs levels c relative to B0 (at the same base resolution)
-      per_level=25,
+      levels=(0.5, 0.25, 0.125, 0.0625, 0.87),  # FLOPs levels c relative to B0 (at the same base resolution)
+      per_level=20,
       r_range=(0.35, 1.0), d_range=(0.3, 1.5), w_range=(0.25, 1.2),
       tolerance=0.03,
       rules="tinynet",
@@ -48,7 +60,9 @@ def sweep_fields(**overrides) -> ml_collections.ConfigDict:
       tinynets=False,  # also train TinyNet A-E with the sweep's recipe
       formula_models=True,  # after the fit, train the formula's model at each level (Fig. 6)
       metric="top1",
-      fit_on="frontier",  # the paper; 'auto' falls back to each level's best when the frontier is too small
+      fit_on="top_k",  # the best 4 of each level (chosen by simulation); 'frontier' (eps-dominance), 'level_best',
+      # 'auto' (the frontier, or top_k when it spans fewer than 3 levels)
+      replicates=0,  # extra seeds for the fitted models of each level (0 = off); see tinynet_jax.search.results
       fig2_level=0.5,  # Fig. 2 (top-1 vs r, d, w at fixed FLOPs) plots this level's random models
       fig2_models=0,  # draw this many at fig2_level when per_level is fewer
   )

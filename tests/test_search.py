@@ -8,7 +8,7 @@ from tinynet_jax.costs import count_macs, reference_macs
 from tinynet_jax.errors import SearchError
 from tinynet_jax.search import sampler
 from tinynet_jax.search.formula import Formula, fit_formula, paper_formula, parse_budget
-from tinynet_jax.search.frontier import pareto_frontier
+from tinynet_jax.search.frontier import eps_frontier, level_eps, pareto_frontier, top_k_per_level
 from tinynet_jax.search.results import drop_torn_tail, read_results
 from tinynet_jax.arch import TINYNETS, ZOO, model_spec
 
@@ -134,7 +134,7 @@ def test_formula_round_trips_and_rejects_unreachable_budgets(tmp_path):
 def test_too_few_frontier_points_to_fit():
   rows = [{"id": "a", "r": 0.5, "d": 0.5, "w": 0.5, "macs": 100}, {"id": "b", "r": 0.6, "d": 0.6, "w": 0.6,
                                                                    "macs": 200}]
-  with pytest.raises(SearchError, match="too few frontier points"):
+  with pytest.raises(SearchError, match="too few points to fit"):
     fit_formula(rows, b0_macs=400, base_resolution=224, rules="tinynet", num_classes=1000, source="test")
 
 
@@ -183,3 +183,81 @@ def test_small_resolution_formulas_move_the_input_a_pixel_when_the_width_stairca
     mean = formula.predict([c])["r_mean"][0]
     assert abs(model.resolution - int(32 * round(float(mean), 3))) <= 2
   assert formula._nearby_resolutions(0.854) == [0.854, 0.813, 0.875, 0.782, 0.907]
+
+
+def test_eps_frontier_counts_one_levels_macs_as_equal_cost():
+  rows = [dict(_row(0, 100, 0.50), level=0.5, c=0.50), dict(_row(1, 102, 0.60), level=0.5, c=0.51),
+          dict(_row(2, 97, 0.55), level=0.5, c=0.485), dict(_row(3, 200, 0.58), level=1.0, c=1.0),
+          dict(_row(4, 205, 0.70), level=1.0, c=1.025)]
+  assert [r["id"] for r in pareto_frontier(rows)] == ["2", "1", "4"]  # the cheapest of a level rides along
+  eps = level_eps(rows)
+  assert eps == pytest.approx(1.03 / 0.97 - 1)
+  assert [r["id"] for r in eps_frontier(rows, eps=eps)] == ["1", "4"]
+  assert [r["id"] for r in eps_frontier(rows, eps=eps, delta=0.06)] == ["2", "1", "4"]  # 2 is within noise of 1
+  assert [r["id"] for r in top_k_per_level(rows, k=2)] == ["2", "1", "3", "4"]
+  with pytest.raises(SearchError):
+    top_k_per_level(rows, k=0)
+  with pytest.raises(SearchError):
+    eps_frontier(rows, eps=-1)
+
+
+def test_old_formula_files_still_load(tmp_path):
+  """Format 1 (before the fitted points' rule was recorded) loads; selection and dataset read as not recorded."""
+  data = paper_formula().to_dict()
+  for key in ("selection", "metric", "c_tolerance", "dataset", "c_reference", "band"):
+    data.pop(key)
+  data["format"] = "tinynet_jax.formula/1"
+  (tmp_path / "old.json").write_text(json.dumps(data))
+  old = Formula.load(tmp_path / "old.json")
+  assert old.selection is None and old.dataset is None and old.measured
+  assert old.model_for(150e6).macs == paper_formula().model_for(150e6).macs
+
+
+def test_paper_preset_has_no_band_and_a_and_e_are_not_extrapolations():
+  formula = paper_formula()
+  assert not formula.measured and formula.dataset == "imagenet2012"
+  for budget in (337.9e6, 339e6, 24.4e6, 24e6, 150e6):  # A and E: counted and published MACs
+    model = formula.model_for(budget)
+    assert not model.extrapolated and model.r_std is None and model.d_std is None, budget
+  assert formula.model_for(600e6).extrapolated and formula.model_for(15e6).extrapolated
+
+
+def test_formula_cli_labels_c_and_emits_the_formulas_own_dataset(tmp_path, capsys):
+  from tinynet_jax.tools import formula as cli
+  assert cli.main(["--flops", "337.9M", "24.4M", "--emit-config"]) == 0
+  out = capsys.readouterr().out
+  assert "c = MACs / MACs of EfficientNet-B0 at 224 px with a 1000-class head" in out
+  assert "±" not in out and "extrapolated" not in out and "no uncertainty" not in out
+  assert "none: a curve through published points" in out and "dataset=imagenet2012" in out
+  rows = [dict(id=k, r=r, d=d, w=0.5, macs=m) for k, r, d, m in
+          (("a", 0.627, 0.325, 532_713), ("b", 0.945, 0.69, 1_060_000), ("c", 0.818, 0.489, 2_140_000))]
+  fit = fit_formula(rows, b0_macs=reference_macs(32, 10), base_resolution=32, rules="tinynet", num_classes=10,
+                    source="test", dataset="cluttered", selection={"rule": "top_k", "k": 1, "description": "x"})
+  fit.save(tmp_path / "f.json")
+  assert cli.main(["--flops", "1.2M", "--from", str(tmp_path / "f.json"), "--emit-config"]) == 0
+  out = capsys.readouterr().out
+  assert "dataset=cluttered --config.base_resolution=32" in out and "imagenet2012" not in out
+  assert "32 px with a 10-class head" in out and "± 2σ" in out and "not a confidence interval" in out
+  data = json.loads((tmp_path / "f.json").read_text())
+  data.pop("dataset")
+  (tmp_path / "f.json").write_text(json.dumps(data))
+  with pytest.raises(SearchError, match="pass --dataset"):
+    cli.main(["--flops", "1.2M", "--from", str(tmp_path / "f.json"), "--emit-config"])
+
+
+def test_default_plan_brackets_tinynet_a_to_e():
+  import importlib.util
+  from pathlib import Path
+  spec = importlib.util.spec_from_file_location("sweep_config", Path(__file__).parents[1] / "configs" / "sweep.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  s = config.sweep
+  b0 = reference_macs(224)
+  cs = [count_macs(model_spec(name)) / b0 for name in TINYNETS]
+  tolerance = (1 + s.tolerance) / (1 - s.tolerance)
+  assert min(s.levels) / tolerance <= min(cs) and max(cs) <= max(s.levels) * tolerance  # A..E interpolated
+  assert len(s.levels) * s.per_level == 100 and s.replicates == 0 and s.fit_on == "top_k"
+  assert "30 epochs x 50,000 = 1.5M images" in module.__doc__  # our imagenet100, not CMC's 126,689
+  demo = module.get_config("demo").sweep
+  assert demo.levels == (0.25, 0.125, 0.0625) and demo.fit_on == "auto"  # the demo branch is someone else's
