@@ -36,12 +36,12 @@ def _as_vector(name: str, values) -> np.ndarray:
   return array
 
 
-def _gp(params: dict, x, known_var=0.0):
+def _gp(params: dict, x):
   import jax.numpy as jnp
   import tinygp
   kernel = jnp.exp(2 * params["log_amplitude"]) * tinygp.kernels.ExpSquared(scale=jnp.exp(params["log_scale"]))
   mean = lambda t: params["intercept"] + params["slope"] * t  # noqa: E731
-  noise = jnp.exp(2 * params["log_noise"]) + _NOISE_FLOOR ** 2 + known_var
+  noise = jnp.exp(2 * params["log_noise"]) + _NOISE_FLOOR ** 2
   return tinygp.GaussianProcess(kernel, x, diag=noise, mean=mean)
 
 
@@ -62,16 +62,16 @@ def _jitted() -> dict:
   two GPs, the planted-optimum simulation hundreds)."""
   import jax
 
-  def log_likelihood(theta, x, z, known_var):
-    return _gp(dict(zip(_NAMES, theta)), x, known_var).log_probability(z)
+  def log_likelihood(theta, x, z):
+    return _gp(dict(zip(_NAMES, theta)), x).log_probability(z)
 
-  def loss(theta, x, z, known_var, log_scale_centre):
+  def loss(theta, x, z, log_scale_centre):
     params = dict(zip(_NAMES, theta))
     prior = (params["log_amplitude"] - 0.0) ** 2 + (params["log_scale"] - log_scale_centre) ** 2
-    return -log_likelihood(theta, x, z, known_var) + 0.5 * prior / _PRIOR_STD ** 2
+    return -log_likelihood(theta, x, z) + 0.5 * prior / _PRIOR_STD ** 2
 
-  def predict(theta, x, z, known_var, x_new):
-    _, conditioned = _gp(dict(zip(_NAMES, theta)), x, known_var).condition(z, x_new, diag=0.0)
+  def predict(theta, x, z, x_new):
+    _, conditioned = _gp(dict(zip(_NAMES, theta)), x).condition(z, x_new, diag=0.0)
     return conditioned.loc, conditioned.variance
 
   return {"log_likelihood": jax.jit(log_likelihood), "value_and_grad": jax.jit(jax.value_and_grad(loss)),
@@ -84,7 +84,6 @@ class GPFit:
   y: tuple[float, ...]
   params: dict[str, float]
   log_marginal_likelihood: float
-  y_std: tuple[float, ...] | None = None  # known standard deviation of each y, added to the fitted noise
 
   def predict(self, x_new) -> tuple[np.ndarray, np.ndarray]:
     """Posterior mean and standard deviation of the latent function (noise excluded) at `x_new`."""
@@ -95,52 +94,37 @@ class GPFit:
     with jax.enable_x64(True):
       theta = jnp.asarray([self.params[k] for k in _NAMES], jnp.float64)
       y = (jnp.asarray(self.y, jnp.float64) - shift) / scale
-      known_var = jnp.asarray(_known_var(self.y_std, len(self.y), scale), jnp.float64)
-      mean, variance = _jitted()["predict"](theta, jnp.asarray(self.x, jnp.float64), y, known_var,
+      mean, variance = _jitted()["predict"](theta, jnp.asarray(self.x, jnp.float64), y,
                                            jnp.asarray(x_new, jnp.float64))
       mean = np.asarray(mean, np.float64)
       std = np.sqrt(np.maximum(np.asarray(variance, np.float64), 0.0))
     return mean * scale + shift, std * scale
 
   def to_dict(self) -> dict[str, Any]:
-    out = {"x": list(self.x), "y": list(self.y), "params": dict(self.params),
-           "log_marginal_likelihood": self.log_marginal_likelihood}
-    if self.y_std is not None:
-      out["y_std"] = list(self.y_std)
-    return out
+    return {"x": list(self.x), "y": list(self.y), "params": dict(self.params),
+            "log_marginal_likelihood": self.log_marginal_likelihood}
 
   @classmethod
   def from_dict(cls, data: Any) -> "GPFit":
     try:
       params = {k: float(data["params"][k]) for k in _KEYS}
-      y_std = data.get("y_std")
       fit = cls(tuple(float(v) for v in data["x"]), tuple(float(v) for v in data["y"]), params,
-                float(data["log_marginal_likelihood"]), None if y_std is None else tuple(float(v) for v in y_std))
+                float(data["log_marginal_likelihood"]))
     except (KeyError, TypeError, ValueError) as e:
       raise SearchError(f"not a GP fit record ({type(e).__name__}: {e})") from None
-    if len(fit.x) != len(fit.y) or not fit.x or (fit.y_std is not None and len(fit.y_std) != len(fit.y)):
+    if len(fit.x) != len(fit.y) or not fit.x:
       raise SearchError("GP fit record has mismatched or empty x and y")
     return fit
 
 
-def _known_var(y_std, n: int, scale: float) -> np.ndarray:
-  return np.zeros(n) if y_std is None else (np.asarray(y_std, np.float64) / scale) ** 2
-
-
-def fit_gp(x: Sequence[float], y: Sequence[float], *, y_std: Sequence[float] | None = None,
-           min_points: int = 3) -> GPFit:
-  """Maximum-a-posteriori GP through (x, y); `y_std`, if given, is each y's known standard deviation (added to
-  the fitted white noise)."""
+def fit_gp(x: Sequence[float], y: Sequence[float], *, min_points: int = 3) -> GPFit:
+  """Maximum-marginal-likelihood GP through (x, y)."""
   import jax
   import jax.numpy as jnp
   from scipy.optimize import minimize
   x, y = _as_vector("inputs", x), _as_vector("targets", y)
   if len(x) != len(y):
     raise SearchError(f"GP inputs and targets differ in length ({len(x)} vs {len(y)})")
-  if y_std is not None:
-    y_std = _as_vector("standard deviations", y_std)
-    if len(y_std) != len(y) or np.any(y_std < 0):
-      raise SearchError("GP standard deviations must be one non-negative number per target")
   if len(x) < min_points:
     raise SearchError(f"need at least {min_points} points to fit a GP, got {len(x)}")
   span = float(x.max() - x.min())
@@ -154,11 +138,10 @@ def fit_gp(x: Sequence[float], y: Sequence[float], *, y_std: Sequence[float] | N
   jitted = _jitted()
   with jax.enable_x64(True):
     xs, zs = jnp.asarray(x, jnp.float64), jnp.asarray(z, jnp.float64)
-    known_var = jnp.asarray(_known_var(y_std, len(y), scale), jnp.float64)
     centre = jnp.asarray(math.log(0.5 * span), jnp.float64)
 
     def objective(theta):
-      value, grad = jitted["value_and_grad"](jnp.asarray(theta, jnp.float64), xs, zs, known_var, centre)
+      value, grad = jitted["value_and_grad"](jnp.asarray(theta, jnp.float64), xs, zs, centre)
       return float(value), np.asarray(grad, np.float64)
 
     slope0 = float(np.polyfit(x, z, 1)[0])
@@ -170,10 +153,9 @@ def fit_gp(x: Sequence[float], y: Sequence[float], *, y_std: Sequence[float] | N
         if np.isfinite(result.fun) and (best is None or result.fun < best.fun):
           best = result
     if best is not None:
-      marginal = float(jitted["log_likelihood"](jnp.asarray(best.x, jnp.float64), xs, zs, known_var))
+      marginal = float(jitted["log_likelihood"](jnp.asarray(best.x, jnp.float64), xs, zs))  # standardised targets
   if best is None:
     raise SearchError("the GP fit did not converge")
   params = {k: float(v) for k, v in zip(_NAMES, best.x)}
   params.update(y_shift=shift, y_scale=scale)
-  return GPFit(tuple(map(float, x)), tuple(map(float, y)), params, marginal,
-               None if y_std is None else tuple(map(float, y_std)))
+  return GPFit(tuple(map(float, x)), tuple(map(float, y)), params, marginal)
