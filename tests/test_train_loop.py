@@ -1,6 +1,8 @@
 """The training engine end to end: outputs, exact resume after kill -9, SIGTERM, real learning, bad input.
 
-Runs use tiny networks at small resolutions (XLA:CPU is slow on depthwise-conv gradients).
+Runs use tiny networks at small resolutions (XLA:CPU is slow on depthwise-conv gradients). One reference run
+serves several tests; runs that need no process of their own (no signal, no other device count) go through
+`python -m tinynet_jax.main`'s entry point in this process (the `cli` fixture).
 """
 import json
 import signal
@@ -11,13 +13,19 @@ import numpy as np
 import pytest
 
 from conftest import finish, start_python as start
+from tinynet_jax.train import parallel
 
 TINY = ["--config.r=0.15", "--config.d=0.3", "--config.w=0.25", "--config.model="]
 
 
 def main_args(workdir, *overrides, arg="dataset=synthetic"):
-  return ["-m", "tinynet_jax.main", f"--config=configs/train.py:{arg}", f"--workdir={workdir}",
-          "--config.batch_size=16", "--config.log_every_steps=2", *TINY, *overrides]
+  return ["-m", "tinynet_jax.main", *flags(workdir, *overrides, arg=arg)]
+
+
+def flags(workdir, *overrides, arg="dataset=synthetic"):
+  """The flags of `python -m tinynet_jax.main` for a tiny run on synthetic data."""
+  return [f"--config=configs/train.py:{arg}", f"--workdir={workdir}", "--config.batch_size=16",
+          "--config.log_every_steps=2", *TINY, *overrides]
 
 
 def checkpoint_steps(workdir):
@@ -39,10 +47,15 @@ SCHEDULE = ["--config.total_steps=8", "--config.checkpoint_every_steps=2", "--co
             "--config.dataset_options.num_classes=10"]
 
 
+# Cross-replica BN, so that the reference also stands for "one process" in the two-process test.
+REFERENCE = [*SCHEDULE, "--config.sync_bn=True"]
+
+
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
+  """8 steps on 8 devices in one process: the run the killed, the two-process and the eval runs must match."""
   workdir = tmp_path_factory.mktemp("reference")
-  code, out, err = finish(start(main_args(workdir, *SCHEDULE)))
+  code, out, err = finish(start(main_args(workdir, *REFERENCE)))
   assert code == 0, err
   return workdir
 
@@ -50,7 +63,7 @@ def reference_run(tmp_path_factory):
 def test_run_writes_its_records(reference_run):
   workdir = reference_run
   config = json.loads((workdir / "config.json").read_text())
-  assert config["total_steps"] == 8 and config["dataset"] == "synthetic"
+  assert config["total_steps"] == 8 and config["dataset"] == "synthetic" and config["sync_bn"]
   lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
   train = [l for l in lines if l["split"] == "train"]
   assert [l["step"] for l in train] == [2, 4, 6, 8]
@@ -63,7 +76,7 @@ def test_run_writes_its_records(reference_run):
 
 
 def test_kill_9_and_rerun_reproduces_the_uninterrupted_run_bit_for_bit(reference_run, tmp_path):
-  args = main_args(tmp_path, *SCHEDULE)
+  args = main_args(tmp_path, *REFERENCE)
   process = start(args)
   deadline = time.time() + 300
   while time.time() < deadline and not [s for s in checkpoint_steps(tmp_path) if s >= 4]:
@@ -98,19 +111,20 @@ def test_sigterm_saves_at_the_step_boundary_and_exits_0(tmp_path):
   assert not (tmp_path / "final_metrics.json").exists()
 
 
-def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path):
-  args = main_args(tmp_path, "--config.total_steps=12", "--config.checkpoint_every_steps=2",
-                   "--config.lr_per_1024=1e30", "--config.warmup_epochs=0", "--config.opt_eps=1e-30",
-                   "--config.dataset_options.num_train=256", "--config.dataset_options.num_eval=16",
-                   "--config.dataset_options.num_classes=10")
-  code, _, err = finish(start(args))
+def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tmp_path, cli):
+  # A checkpoint every step: step 1's loss is finite (the initial weights), then the 1e30 learning rate blows
+  # the loss up, so a good checkpoint exists to be kept (every 2 steps, none would: a check that cannot fail).
+  args = flags(tmp_path, "--config.total_steps=12", "--config.checkpoint_every_steps=1",
+               "--config.lr_per_1024=1e30", "--config.warmup_epochs=0", "--config.opt_eps=1e-30",
+               "--config.dataset_options.num_train=256", "--config.dataset_options.num_eval=16",
+               "--config.dataset_options.num_classes=10")
+  code, _, err = cli("tinynet_jax.main", *args)
   assert code == 2
   assert err.strip().splitlines()[-1].startswith("python -m tinynet_jax.main: error: non-finite loss")
   import jax
-  for step in checkpoint_steps(tmp_path):
-    _, state = final_params(tmp_path) if step == checkpoint_steps(tmp_path)[-1] else (None, None)
-    if state is not None:
-      assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state["params"]))
+  step, state = final_params(tmp_path)  # a checkpoint was kept (asserted there), the newest is finite
+  assert step < 12 and not (tmp_path / "final_metrics.json").exists()
+  assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state["params"]))
 
 
 BAD = [
@@ -123,55 +137,71 @@ BAD = [
     (["--config=configs/train.py:dataset=imagenet2012", "--config.data_dir=/nonexistent/tfds"], "manual"),
     (["--config=configs/no_such_config.py"], "no_such_config.py"),
 ]
+# These run in a real process too: the exit code and stderr of the process itself (the rest run in this one).
+REAL_PROCESS = {"no_such_config.py", "divide"}
 
 
 @pytest.mark.parametrize("args, needle", BAD, ids=[b[1] for b in BAD])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, needle, tmp_path):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, needle, tmp_path, cli):
   workdir = tmp_path / "run"
-  code, out, err = finish(start(["-m", "tinynet_jax.main", f"--workdir={workdir}", *args]))
-  assert code == 2, err
-  assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-  assert needle in err
-  assert not workdir.exists()
+  for run in (cli, cli.real) if needle in REAL_PROCESS else (cli,):
+    code, out, err = run("tinynet_jax.main", f"--workdir={workdir}", *args)
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert needle in err
+    assert not workdir.exists()
 
 
-def test_two_processes_equal_one_process(tmp_path):
-  """jax.distributed on localhost: 2 processes x 4 devices train like 1 process x 8 devices."""
+def test_two_processes_equal_one_process(reference_run, tmp_path):
+  """jax.distributed on localhost: 2 processes x 4 devices train like 1 process x 8 devices (the reference)."""
   import socket
   with socket.socket() as s:
     s.bind(("localhost", 0))
     port = s.getsockname()[1]
-  schedule = ["--config.total_steps=3", "--config.checkpoint_every_steps=3", "--config.eval_every_steps=3",
-              "--config.sync_bn=True", "--config.drop_rate=0.0", "--config.dataset_options.num_train=256",
-              "--config.dataset_options.num_eval=40", "--config.dataset_options.num_classes=10"]
   four = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-  workers = [start(main_args(tmp_path / "two", *schedule, f"--coordinator_address=localhost:{port}",
+  workers = [start(main_args(tmp_path / "two", *REFERENCE, f"--coordinator_address=localhost:{port}",
                              "--num_processes=2", f"--process_id={i}"), env=four) for i in range(2)]
-  single = start(main_args(tmp_path / "one", *schedule))
-  for process in workers + [single]:
+  for process in workers:
     code, _, err = finish(process)
     assert code == 0, err
-  _, two = final_params(tmp_path / "two")
-  _, one = final_params(tmp_path / "one")
+  step, two = final_params(tmp_path / "two")
+  reference_step, one = final_params(reference_run)
+  assert step == reference_step == 8
   import jax
   for a, b in zip(jax.tree.leaves(two), jax.tree.leaves(one)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   final_two = json.loads((tmp_path / "two" / "final_metrics.json").read_text())
-  final_one = json.loads((tmp_path / "one" / "final_metrics.json").read_text())
+  final_one = json.loads((reference_run / "final_metrics.json").read_text())
   assert final_two["top1"] == final_one["top1"]
 
 
-def test_device_resident_data_resumes_exactly_and_ignores_the_device_count(tmp_path):
+def use_one_device(monkeypatch):
+  """Cuts the trainer's mesh to this process's first device (a 1-device run without a 1-device process);
+  returns the list of meshes made, to show the trainer used it."""
+  import jax
+  made = []
+
+  def make_mesh():
+    made.append(jax.make_mesh((1,), (parallel.AXIS,), axis_types=(jax.sharding.AxisType.Explicit,),
+                              devices=jax.devices()[:1]))
+    return made[-1]
+
+  monkeypatch.setattr(parallel, "make_mesh", make_mesh)
+  return made
+
+
+def test_device_resident_data_resumes_exactly_and_ignores_the_device_count(tmp_path, cli, monkeypatch):
   """data_on_device: 8 devices straight to step 6 == 1 device to step 3, then resumed to step 6."""
   schedule = ["--config.data_on_device=True", "--config.checkpoint_every_steps=3", "--config.sync_bn=True",
               "--config.drop_rate=0.0", "--config.resident_size=40", "--config.dataset_options.num_train=64",
               "--config.dataset_options.num_eval=16", "--config.dataset_options.num_classes=10"]
-  code, _, err = finish(start(main_args(tmp_path / "eight", *schedule, "--config.total_steps=6")))
+  code, _, err = cli("tinynet_jax.main", *flags(tmp_path / "eight", *schedule, "--config.total_steps=6"))
   assert code == 0, err
-  one = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  made = use_one_device(monkeypatch)
   for steps in (3, 6):
-    code, _, err = finish(start(main_args(tmp_path / "one", *schedule, f"--config.total_steps={steps}"), env=one))
+    code, _, err = cli("tinynet_jax.main", *flags(tmp_path / "one", *schedule, f"--config.total_steps={steps}"))
     assert code == 0, err
+  assert len(made) == 2 and all(mesh.size == 1 for mesh in made)  # both runs trained on 1 device
   assert checkpoint_steps(tmp_path / "one") == [3, 6]
   _, eight = final_params(tmp_path / "eight")
   _, resumed = final_params(tmp_path / "one")
@@ -195,14 +225,14 @@ def test_the_quickstart_model_learns_digits_to_90_percent(tmp_path):
   assert final["top1"] >= 0.90 and final["ema_top1"] >= 0.90, final
 
 
-def test_eval_config_scores_a_training_workdir_like_the_run_itself(reference_run, tmp_path):
+def test_eval_config_scores_a_training_workdir_like_the_run_itself(reference_run, tmp_path, cli):
   """configs/eval.py on the reference run's workdir reproduces its final top-1 / top-5 (raw and EMA)."""
   final = json.loads((reference_run / "final_metrics.json").read_text())
   for ema, key in (("", "top1"), (",ema", "ema_top1")):
-    args = ["-m", "tinynet_jax.main", f"--config=configs/eval.py:checkpoint={reference_run},dataset=synthetic{ema},"
-            "batch_size=16", f"--workdir={tmp_path / key}", "--config.dataset_options.num_classes=10",
-            "--config.dataset_options.num_eval=40"]
-    code, out, err = finish(start(args))
+    code, out, err = cli("tinynet_jax.main",
+                         f"--config=configs/eval.py:checkpoint={reference_run},dataset=synthetic{ema},batch_size=16",
+                         f"--workdir={tmp_path / key}", "--config.dataset_options.num_classes=10",
+                         "--config.dataset_options.num_eval=40")
     assert code == 0, err
     result = json.loads((tmp_path / key / "eval_metrics.json").read_text())
     assert result["examples"] == 40 and result["top1"] == pytest.approx(final[key], abs=1e-6), (result, final)
