@@ -40,7 +40,8 @@ except data.DataError as e:
 
 
 def test_public_interface():
-  assert data.DATASETS == ("digits", "imagenet2012", "imagenet100", "imagenet100_cmc", "synthetic")
+  assert data.DATASETS == ("digit_mosaic", "digits", "imagenet2012", "imagenet100", "imagenet100_cmc",
+                           "synthetic")
   fields = {f.name: f.default for f in dataclasses.fields(data.Augment)}
   assert fields == dict(crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3), flip=True, color_jitter=0.4,
                         randaugment=None, random_erasing=0.0, interpolation="bicubic")

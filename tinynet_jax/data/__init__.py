@@ -1,4 +1,5 @@
-"""Input pipelines: ImageNet-1k, ImageNet-100, digits, any TFDS image-classification dataset, and synthetic data.
+"""Input pipelines: ImageNet-1k, ImageNet-100, digits, digit mosaics, any TFDS image-classification dataset, and
+synthetic data.
 
     info = data.dataset_info("digits")
     for batch in data.train_iterator("digits", global_batch_size=64, resolution=32, seed=0):
@@ -8,8 +9,8 @@ Determinism contract (what bit-exact resume and "2 processes == 1 process" rely 
 pure function of (dataset, seed, k, augment, resolution, global_batch_size), whatever the process count;
 process p yields rows [p * B_local, (p + 1) * B_local) of it; ``start_step=s`` yields batches s, s+1, ... without
 decoding the skipped ones. Epoch e's order is a hash permutation of (seed, e); every augmentation draw is a
-stateless op seeded by (seed, global position of the example). This holds for 'synthetic', 'digits' and every
-dataset read in memory or from array_record (see `sources`); full ImageNet streamed from TFRecords is
+stateless op seeded by (seed, global position of the example). This holds for 'synthetic', the digits datasets and
+every dataset read in memory or from array_record (see `sources`); full ImageNet streamed from TFRecords is
 reproducible for a fixed process count only (see `pipeline`).
 
 Eval iterators are finite, pad with ``mask == 0`` rows, yield the same number of batches on every process, and
@@ -56,7 +57,8 @@ def _check_int(name: str, value, minimum: int | None = None) -> int:
 
 
 def dataset_info(name: str, data_dir: str | None = None, **options) -> DatasetInfo:
-  """Class count, split sizes and label names of a dataset (prepares 'digits' / ImageNet-100 on first use)."""
+  """Class count, split sizes and label names of a dataset (prepares the digits datasets / ImageNet-100 on first
+  use)."""
   if name == "synthetic":
     return synthetic.info(**options)
   return _tf_module(name, "sources").dataset_info(name, data_dir, options)

@@ -10,7 +10,7 @@ import re
 from tinynet_jax.errors import DataError
 
 # The names this package defines; any TFDS image-classification dataset also works by its TFDS name.
-DATASETS = ("digits", "imagenet2012", "imagenet100", "imagenet100_cmc", "synthetic")
+DATASETS = ("digit_mosaic", "digits", "imagenet2012", "imagenet100", "imagenet100_cmc", "synthetic")
 INTERPOLATIONS = ("bicubic", "bilinear", "random")
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tinynet_jax.data.types import DatasetInfo
-from tinynet_jax.data.tfdata import builders, digits, imagenet100
+from tinynet_jax.data.tfdata import builders, digit_mosaic, digits, imagenet100
 from tinynet_jax.data.tfdata.tfenv import tf, tfds
 from tinynet_jax.errors import DataError
 
@@ -36,6 +36,8 @@ _MAX_TABLES = 2
 def _builder(name: str, data_dir: str | None):
   if name == "digits":
     return digits.builder(data_dir)
+  if name == "digit_mosaic":
+    return digit_mosaic.builder(data_dir)
   if name == "imagenet2012":
     return builders.open_imagenet2012(data_dir)
   if name in imagenet100.VARIANTS:
