@@ -1,24 +1,27 @@
-"""The main job end to end: a tiny real sweep on digits through `python -m tinynet_jax.main`, killed and rerun,
-then the formula and analyze CLIs over its outputs, and bad input.
+"""The sweep runner's bookkeeping in this process with a fake trainer (kill and rerun, skip finished models,
+index and shard selection, results.jsonl), then the main job end to end once: a tiny real sweep on digits through
+`python -m tinynet_jax.main`, the formula and analyze CLIs and the colab over its outputs; bad input.
 """
+import importlib.util
 import json
-import signal
-import time
+import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from conftest import finish, start_python
+from conftest import REPO
+from tinynet_jax.errors import SearchError
+from tinynet_jax.search import runner
+from tinynet_jax.search.results import read_results
 
-# The demo sweep cut down to 6 steps a model: 3 + 1 + 1 random models at 3 levels (3 for Fig. 2), 3 baselines,
-# 3 formula models.
+# The demo sweep (8 models: 3 + 1 + 1 random at 3 levels, 3 for Fig. 2; 3 baselines; then 3 formula models) is
+# what the fake-trainer tests plan. The real one is cut to 6 steps a model and no baselines (they train like any
+# other model; the bookkeeping of theirs is checked with the fake trainer): 5 + 3 models.
 TINY_SWEEP = ["--config=configs/sweep.py:demo", "--config.train.total_steps=6",
-              "--config.train.log_every_steps=3"]
+              "--config.train.log_every_steps=3", "--config.sweep.baselines=False"]
 ONE_DEVICE = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
-
-
-def start(module, *args, env=None):
-  return start_python(["-m", module, *args], env=env)
+FORMULA_IDS = ["F0.25", "F0.125", "F0.0625"]
 
 
 def result_ids(workdir):
@@ -26,37 +29,166 @@ def result_ids(workdir):
   return [json.loads(line)["id"] for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def sweep_config(arg="demo", **fields):
+  """configs/sweep.py:`arg` with top-level `fields` set, as `python -m tinynet_jax.main` would build it."""
+  spec = importlib.util.spec_from_file_location("sweep_config", os.path.join(REPO, "configs", "sweep.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(arg)
+  for key, value in fields.items():
+    setattr(config, key, value)
+  config.lock()
+  return config
+
+
+class FakeTrainer:
+  """Stands in for `train_and_evaluate`: records the models it is asked to train (by workdir name) and is
+  'killed' at call `kill_at`, by preemption (SIGTERM's result) or by an exception (the process dying)."""
+
+  def __init__(self, kill_at=None, how="preempted"):
+    self.kill_at, self.how, self.trained, self.configs = kill_at, how, [], []
+
+  def __call__(self, config, workdir):
+    self.trained.append(Path(workdir).name)
+    self.configs.append(config)
+    if len(self.trained) == self.kill_at:
+      if self.how == "preempted":
+        return {"preempted": True}
+      raise KeyboardInterrupt("killed")
+    top1 = min(0.99, 0.3 + 0.3 * config.r + 0.2 * config.d + 0.1 * config.w)  # some smooth accuracy
+    return {"steps": 6, "top1": top1, "top5": min(1.0, top1 + 0.05), "ema_top1": top1 - 0.01,
+            "ema_top5": min(1.0, top1 + 0.04), "wall_seconds": 1.5}
+
+
 @pytest.fixture(scope="module")
-def killed_and_rerun(tmp_path_factory):
-  """A sweep killed (SIGKILL) after its second model, then the same command again."""
-  workdir = tmp_path_factory.mktemp("sweep")
-  args = [*TINY_SWEEP, f"--workdir={workdir}"]
-  process = start("tinynet_jax.main", *args, env=ONE_DEVICE)
-  deadline = time.time() + 600
-  while time.time() < deadline and len(result_ids(workdir)) < 2 and process.poll() is None:
-    time.sleep(0.1)
-  process.send_signal(signal.SIGKILL)
-  process.communicate()
-  interrupted_after = len(result_ids(workdir))
-  code, out, err = finish(start("tinynet_jax.main", *args, env=ONE_DEVICE), timeout=900)
-  assert code == 0, err
-  return workdir, interrupted_after, out, err
+def plan():
+  return runner.make_plan(sweep_config())
 
 
-def test_a_killed_sweep_completes_with_every_model_exactly_once(killed_and_rerun):
-  workdir, interrupted_after, _, _ = killed_and_rerun
-  plan = json.loads((workdir / "sweep.json").read_text())
-  planned = [m["id"] for m in plan["models"]]
-  assert len(planned) == 8 and 2 <= interrupted_after < 11
-  ids = result_ids(workdir)
-  formula_ids = ["F0.25", "F0.125", "F0.0625"]
-  assert sorted(ids) == sorted(planned + formula_ids) and len(ids) == len(set(ids)) == 11
-  for stat in plan["acceptance"]:
+@pytest.fixture
+def analyses(monkeypatch):
+  """The GP fit and the report stubbed out (seconds each; the real sweep below runs them): the list of the
+  result ids each analysis saw. The stub formula's model at every level is (0.5, 0.5, 0.5)."""
+  seen = []
+  formula = SimpleNamespace(model_for=lambda macs: SimpleNamespace(r=0.5, d=0.5, w=0.5, rules="tinynet"))
+  monkeypatch.setattr(runner.analysis, "fit", lambda rows, **kwargs: ([], list(rows), formula))
+
+  def analyze(results, out_dir, **kwargs):
+    assert kwargs["metric"] == "top1" and kwargs["fit_on"] == "auto" and kwargs["dataset"] == "digits"
+    seen.append(sorted(row["id"] for row in read_results(results)))
+    return {"report": str(Path(out_dir) / "report.md")}
+
+  monkeypatch.setattr(runner.analysis, "analyze", analyze)
+  return seen
+
+
+@pytest.mark.parametrize("how", ["preempted", "exception"])
+def test_a_killed_sweep_completes_with_every_model_exactly_once(how, plan, analyses, tmp_path, capsys):
+  config = sweep_config()
+  first = FakeTrainer(kill_at=3, how=how)
+  if how == "preempted":
+    assert runner.run_sweep(config, tmp_path, train_fn=first) == {"preempted": True}
+  else:
+    with pytest.raises(KeyboardInterrupt):
+      runner.run_sweep(config, tmp_path, train_fn=first)
+  planned = [m.id for m in plan.models]
+  assert len(planned) == 8 and first.trained == planned[:3]
+  interrupted_after = len(result_ids(tmp_path))
+  assert interrupted_after == 2 and 2 <= interrupted_after < 11
+  with open(tmp_path / "results.jsonl", "a") as f:
+    f.write('{"id": "' + planned[2] + '", "ki')  # a write the kill tore: dropped, the model trained again
+  capsys.readouterr()
+
+  rerun = FakeTrainer()
+  summary = runner.run_sweep(config, tmp_path, train_fn=rerun)
+  assert summary["complete"] and analyses == [sorted(planned + FORMULA_IDS)]
+  # Finished models are skipped; the interrupted one is asked for again in its own workdir (its checkpoint).
+  assert rerun.trained == planned[2:] + FORMULA_IDS
+  ids = result_ids(tmp_path)
+  assert sorted(ids) == sorted(planned + FORMULA_IDS) and len(ids) == len(set(ids)) == 11
+  err = capsys.readouterr().err
+  assert f"[sweep 2/11] training {planned[2]}" in err and "[sweep 11/11]" in err
+  plan_file = json.loads((tmp_path / "sweep.json").read_text())
+  assert [m["id"] for m in plan_file["models"]] == planned
+  for stat in plan_file["acceptance"]:
     assert 0 < stat["acceptance_rate"] <= 1
 
+  again = FakeTrainer()  # a finished sweep trains nothing and reports again
+  assert runner.run_sweep(config, tmp_path, train_fn=again)["complete"] and again.trained == []
+  assert result_ids(tmp_path) == ids and len(analyses) == 2
 
-def test_the_sweep_writes_results_formula_figures_and_report(killed_and_rerun):
-  workdir, _, out, err = killed_and_rerun
+
+def test_results_rows_and_the_configs_each_model_is_trained_with(plan, analyses, tmp_path):
+  config = sweep_config()
+  fake = FakeTrainer()
+  runner.run_sweep(config, tmp_path, train_fn=fake)
+  rows = {row["id"]: row for row in map(json.loads, (tmp_path / "results.jsonl").read_text().splitlines())}
+  models = {m.id: m for m in plan.models}
+  for trained, train_config in zip(fake.trained, fake.configs):
+    row = rows[trained]
+    assert (train_config.r, train_config.d, train_config.w, train_config.rules) == (row["r"], row["d"], row["w"],
+                                                                                    row["rules"])
+    assert train_config.model == "" and train_config.dataset == "digits"
+    if trained in models:
+      assert (row["r"], row["d"], row["w"]) == (models[trained].r, models[trained].d, models[trained].w)
+  for row in rows.values():
+    assert row["dataset"] == "digits" and row["steps"] == 6 and 0 <= row["top1"] <= 1
+    assert row["resolution"] == int(32 * row["r"]) and row["macs"] > 0 and row["params"] > 0
+    assert row["c"] == pytest.approx(row["macs"] / plan.b0_macs) and row["train_seconds"] == 1.5
+  assert {rows[i]["kind"] for i in FORMULA_IDS} == {"formula"}
+  assert {(rows[i]["r"], rows[i]["d"], rows[i]["w"]) for i in FORMULA_IDS} == {(0.5, 0.5, 0.5)}  # the fit's
+  assert sum(row["kind"] == "baseline" for row in rows.values()) == 3
+
+
+def test_index_and_shards_train_their_models_and_the_last_one_analyses(plan, analyses, tmp_path, capsys):
+  planned = [m.id for m in plan.models]
+  one = FakeTrainer()
+  assert runner.run_sweep(sweep_config(index=3), tmp_path, train_fn=one) == {"complete": False, "missing": 7}
+  assert one.trained == [planned[3]] and result_ids(tmp_path) == [planned[3]]
+  assert "run: python -m tinynet_jax.analyze" in capsys.readouterr().err
+  trained = []
+  for i in (1, 2, 0):
+    shard = FakeTrainer()
+    summary = runner.run_sweep(sweep_config(shard=f"{i}/3"), tmp_path, train_fn=shard)
+    assert shard.trained == [m for m in planned[i::3] if m != planned[3]]
+    trained += shard.trained
+    assert len(analyses) == (i == 0)  # only the shard that finds the sweep complete analyses it
+  assert summary["complete"] and analyses == [sorted(planned)]
+  assert sorted(trained + [planned[3]]) == sorted(planned)
+  assert not set(FORMULA_IDS) & set(result_ids(tmp_path))  # a shard does not train the formula's models
+  whole = FakeTrainer()
+  runner.run_sweep(sweep_config(), tmp_path, train_fn=whole)
+  assert whole.trained == FORMULA_IDS and analyses[-1] == sorted(planned + FORMULA_IDS)  # the unsharded run does
+
+
+def test_a_workdir_holds_one_sweep(analyses, tmp_path):
+  runner.run_sweep(sweep_config(index=0), tmp_path, train_fn=FakeTrainer())
+  with pytest.raises(SearchError, match="different sweep"):
+    runner.run_sweep(sweep_config("demo,seed=1", index=0), tmp_path, train_fn=FakeTrainer())
+
+
+# ---- one real sweep ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory):
+  """The tiny demo sweep, really trained, in a real `python -m tinynet_jax.main` process."""
+  from conftest import finish, start_python
+  workdir = tmp_path_factory.mktemp("sweep")
+  code, out, err = finish(start_python(["-m", "tinynet_jax.main", *TINY_SWEEP, f"--workdir={workdir}"],
+                                       env=ONE_DEVICE), timeout=900)
+  assert code == 0, err
+  return workdir, out, err
+
+
+def test_the_sweep_trains_every_model_once_and_writes_results_formula_figures_and_report(real_sweep):
+  workdir, out, err = real_sweep
+  plan = json.loads((workdir / "sweep.json").read_text())
+  planned = [m["id"] for m in plan["models"]]
+  assert len(planned) == 5
+  ids = result_ids(workdir)
+  assert sorted(ids) == sorted(planned + FORMULA_IDS) and len(ids) == len(set(ids)) == 8
+  for stat in plan["acceptance"]:
+    assert 0 < stat["acceptance_rate"] <= 1
   rows = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
   for row in rows:
     assert row["dataset"] == "digits" and row["steps"] == 6 and 0 <= row["top1"] <= 1
@@ -64,39 +196,53 @@ def test_the_sweep_writes_results_formula_figures_and_report(killed_and_rerun):
   for name in ("formula.json", "report.md", "fig2_importance.png", "fig2_importance.svg", "fig3_formula.png",
                "fig3_formula.svg", "fig6_accuracy_vs_flops.png", "fig6_accuracy_vs_flops.svg"):
     assert (workdir / name).stat().st_size > 0, name
+  for model in planned + FORMULA_IDS:  # each model really trained: its own workdir and final metrics
+    assert json.loads((workdir / "models" / model / "final_metrics.json").read_text())["steps"] == 6
   report = (workdir / "report.md").read_text()
   assert "digits" in report and "fig6_accuracy_vs_flops.png" in report
   assert "fig2_importance.png" in report  # the 0.25 level's 3 models
   assert f"report: {workdir / 'report.md'}" in out
-  assert "[sweep 11/11]" in err  # the progress line of the last model
+  assert "[sweep 8/8]" in err  # the progress line of the last model
   assert not [p for p in workdir.iterdir() if p.name.startswith(".")]  # no temp files left behind
 
 
-def test_formula_cli_reads_the_sweeps_fit(killed_and_rerun):
-  workdir, _, _, _ = killed_and_rerun
+def test_formula_cli_reads_the_sweeps_fit(real_sweep, cli):
+  workdir = real_sweep[0]
   formula = json.loads((workdir / "formula.json").read_text())
   b0 = formula["b0_macs"]
-  code, out, err = finish(start("tinynet_jax.formula", "--flops", str(0.3 * b0), "--from",
-                                str(workdir / "formula.json"), "--json", "--emit-config"))
+  code, out, err = cli("tinynet_jax.formula", "--flops", 0.3 * b0, "--from", workdir / "formula.json", "--json",
+                       "--emit-config")
   assert code == 0, err
   model = json.loads(out)["models"][0]
   assert abs(model["macs"] / (0.3 * b0) - 1) <= 0.05 and model["base_resolution"] == 32
   assert "--config.base_resolution=32" in model["command"]
 
 
-def test_analyze_cli_over_the_results_file(killed_and_rerun, tmp_path):
-  workdir, _, _, _ = killed_and_rerun
-  code, out, err = finish(start("tinynet_jax.analyze", str(workdir / "results.jsonl"), "--out", str(tmp_path),
-                                "--fit-on", "level_best"))
+def test_analyze_cli_over_the_results_file(real_sweep, cli, tmp_path):
+  workdir = real_sweep[0]
+  code, out, err = cli("tinynet_jax.analyze", workdir / "results.jsonl", "--out", tmp_path, "--fit-on", "level_best")
   assert code == 0, err
   assert (tmp_path / "report.md").exists() and (tmp_path / "formula.json").exists()
 
 
-def test_formula_cli_paper_preset():
-  code, out, err = finish(start("tinynet_jax.formula", "--flops", "150M", "24M", "--emit-config"))
+def test_the_rubiks_cube_colab_opens_the_sweep(real_sweep):
+  """colabs/rubiks_cube.ipynb, headless, on this test's finished sweep (it trains only when there is none)."""
+  from test_colabs import execute
+  workdir = real_sweep[0]
+  notebook = execute("rubiks_cube.ipynb", env={"TINYNET_SWEEP_DIR": str(workdir)})
+  text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+  assert "frontier" in text and "c=0.125" in text
+  assert sum("image/png" in o.get("data", {}) for c in notebook.cells if c.cell_type == "code"
+             for o in c.outputs) == 3  # Fig. 2, 3 and 6
+
+
+def test_formula_cli_paper_preset(cli):
+  code, out, err = cli("tinynet_jax.formula", "--flops", "150M", "24M", "--emit-config")
   assert code == 0, err
   assert "paper preset" in out and "python -m tinynet_jax.main" in out
 
+
+# ---- bad input -----------------------------------------------------------------------------------------------
 
 BAD = [
     ("tinynet_jax.formula", ["--flops", "1K"], "no network reaches"),
@@ -110,30 +256,22 @@ BAD = [
     ("tinynet_jax.main", ["--config=configs/sweep.py:demo,index=99"], "out of range"),
     ("tinynet_jax.main", ["--config=configs/sweep.py:demo", "--config.sweep.fit_on=best"], "fit_on"),
 ]
+# These run in a real process too: the exit code and stderr of the process itself (the rest run in this one).
+REAL_PROCESS = {"not a FLOPs budget", "not a JSON line"}
 
 
 @pytest.mark.parametrize("module, args, needle", BAD, ids=[b[2] for b in BAD])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(module, args, needle, tmp_path):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(module, args, needle, tmp_path, cli):
   (tmp_path / "empty.jsonl").write_text("")
   (tmp_path / "corrupt.jsonl").write_text("{not json\n")
   workdir = tmp_path / "run"
   args = [a.format(empty=tmp_path / "empty.jsonl", corrupt=tmp_path / "corrupt.jsonl") for a in args]
   if module == "tinynet_jax.main":
     args.append(f"--workdir={workdir}")
-  code, out, err = finish(start(module, *args))
-  assert code == 2, err
-  assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-  assert needle in err
-  assert not workdir.exists()
-  assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.jsonl", "empty.jsonl"]
-
-
-def test_the_rubiks_cube_colab_opens_the_sweep(killed_and_rerun):
-  """colabs/rubiks_cube.ipynb, headless, on this test's finished sweep (it trains only when there is none)."""
-  from test_colabs import execute
-  workdir = killed_and_rerun[0]
-  notebook = execute("rubiks_cube.ipynb", env={"TINYNET_SWEEP_DIR": str(workdir)})
-  text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
-  assert "frontier" in text and "c=0.125" in text
-  assert sum("image/png" in o.get("data", {}) for c in notebook.cells if c.cell_type == "code"
-             for o in c.outputs) == 3  # Fig. 2, 3 and 6
+  for run in (cli, cli.real) if needle in REAL_PROCESS else (cli,):
+    code, out, err = run(module, *args)
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert needle in err
+    assert not workdir.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.jsonl", "empty.jsonl"]

@@ -29,6 +29,7 @@ from tinynet_jax.files import append_json_line, atomic_write_json
 from tinynet_jax.search import analysis, sampler
 from tinynet_jax.search.results import RESULTS, drop_torn_tail, read_results
 from tinynet_jax.search.sampler import SweepModel
+from tinynet_jax.train import train_and_evaluate
 from tinynet_jax.train.config import check_config, dataset_options
 
 PLAN = "sweep.json"
@@ -120,10 +121,12 @@ def _check_plan_file(path: Path, plan: Plan) -> None:
                       "use a new --workdir")
 
 
-def run_sweep(config, workdir: str | Path, *, train_fn: Callable | None = None) -> dict[str, Any]:
-  """Trains the selected models of the sweep `config` in `workdir`, then analyses it when it is complete."""
-  from tinynet_jax.train import train_and_evaluate
-  train_fn = train_fn or train_and_evaluate
+def run_sweep(config, workdir: str | Path, *, train_fn: Callable = train_and_evaluate) -> dict[str, Any]:
+  """Trains the selected models of the sweep `config` in `workdir`, then analyses it when it is complete.
+
+  `train_fn(train_config, model_workdir) -> final metrics` trains one model, resuming from its workdir; a result
+  with ``preempted`` stops the sweep (the tests pass a fake one to check the bookkeeping without training).
+  """
   s = config.sweep
   # Everything that can be wrong with the request is checked before anything is written.
   plan = make_plan(config)
