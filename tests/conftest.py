@@ -30,6 +30,11 @@ import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Minutes-long end-to-end checks of tools that CI does not exercise on every run (the GPU script's CPU smoke run,
+# the embedded dataset's resolution gate): run with TINYNET_SLOW_TESTS=1 (docs/performance.md, README).
+slow = pytest.mark.skipif(os.environ.get("TINYNET_SLOW_TESTS") != "1",
+                          reason="minutes long: set TINYNET_SLOW_TESTS=1 to run it")
+
 
 def _run_python(*args, cwd=REPO, timeout=300):
   env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -65,7 +65,7 @@ def test_bad_config_arguments(name, arg):
     load(name).get_config(arg)
 
 
-@pytest.mark.parametrize("arg, planned", [(None, 100 + 4), ("demo", 3 + 1 + 1 + 3),
+@pytest.mark.parametrize("arg, planned", [(None, 5 * 20 + 5), ("demo", 3 + 1 + 1 + 3),
                                           ("demo,per_level=3,seed=2", 9 + 3), ("demo,per_level=4", 12 + 3)])
 def test_sweep_configs_build_and_plan(arg, planned):
   from tinynet_jax.search.runner import make_plan, train_config

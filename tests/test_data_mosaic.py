@@ -7,20 +7,14 @@ import sys
 import numpy as np
 import pytest
 
-# Triton (loaded by torchvision) segfaults when it loads after TensorFlow; load it first where it is installed.
-try:
-  import torchvision  # noqa: F401
-except ImportError:
-  pass
-
 pytest.importorskip("tensorflow")
 pytest.importorskip("tensorflow_datasets")
 pytest.importorskip("sklearn")
 
+from conftest import REPO, slow  # noqa: E402
 from tinynet_jax import data  # noqa: E402
 from tinynet_jax.data.tfdata import digit_mosaic as dm, digits  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "digit_mosaic"
 GATE_RECIPE = dict(d=0.5, w=0.5, steps=150)
 
@@ -156,6 +150,7 @@ def test_gate_verdict_arithmetic():
     gate.verdict(rows[:3])
 
 
+@slow
 def test_gate_resolution_matters_more_than_seed_noise(data_dir):
   """The issue's gate, reduced: the lowest and the highest resolution, two seeds each, 150 steps."""
   gate = load_gate()

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, slow
 
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 import summarize  # noqa: E402
@@ -93,6 +93,7 @@ def _blocked_packages(root):
   return root
 
 
+@slow
 def test_smoke_run_writes_every_file_and_a_summary(tmp_path):
   """The device run's plumbing on CPU, with TensorFlow, tfds, tinygp and tensorboard unimportable as there.
 

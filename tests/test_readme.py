@@ -27,7 +27,7 @@ def test_readme_quickstart_commands_are_what_ci_runs():
   text = open(README).read()
   ci = open(os.path.join(os.path.dirname(README), ".ci", "run")).read()
   test_command = ci.strip().splitlines()[-1]  # the last line of .ci/run runs the tests
-  assert test_command == "pip install -r requirements.txt && python -m pytest -q --durations=15"
+  assert test_command == "pip install -r requirements.txt && python -m pytest -q -n 2 --dist loadfile --durations=15"
   assert test_command in text
   assert ("pip install -e .[data] && python -m tinynet_jax.main --config=configs/sweep.py:demo "
           "--workdir=runs/demo") in text
