@@ -65,8 +65,8 @@ def test_bad_config_arguments(name, arg):
     load(name).get_config(arg)
 
 
-@pytest.mark.parametrize("arg, planned", [(None, 5 * 20 + 5), ("demo", 3 + 1 + 1 + 3),
-                                          ("demo,per_level=3,seed=2", 9 + 3), ("demo,per_level=4", 12 + 3)])
+@pytest.mark.parametrize("arg, planned", [(None, 5 * 20 + 5), ("demo", 3 * 2), ("demo,per_level=3,seed=2", 9),
+                                          ("proxy", 3 * 6 + 10 + 4), ("demo,dataset=digits", 6)])
 def test_sweep_configs_build_and_plan(arg, planned):
   from tinynet_jax.search.runner import make_plan, train_config
   config = load("sweep").get_config(arg)
@@ -100,8 +100,6 @@ SCHEDULES = [  # config, num_train, (steps_per_epoch, total_steps), expected LR 
         8 * 1251: 0.048 * 0.97 ** 3, 450 * 1251 - 1: 0.048 * 0.97 ** 187}),
     (("train", "model=tinynet_e,dataset=digits,runlocal"), 1437, (22, 264), {
         0: 1e-6, 21: 1e-6, 22: 0.003 * 0.85, 43: 0.003 * 0.85, 44: 0.003 * 0.85 ** 2, 263: 0.003 * 0.85 ** 11}),
-    (("sweep", "demo"), 1437, (22, 80), {0: 0.003, 21: 0.003, 22: 0.003 * 0.85, 66: 0.003 * 0.85 ** 3,
-                                         79: 0.003 * 0.85 ** 3}),
     (("sweep", None), 126_689, (247, 7410), {0: 1e-6, 246: 1e-6, 247: 0.024 * 0.9, 494: 0.024 * 0.9 ** 2,
                                              7409: 0.024 * 0.9 ** 29}),
 ]
@@ -200,8 +198,8 @@ def test_short_schedule_preset_is_the_configs_short_runs():
                        log_every_steps=20, checkpoint_every_steps=100)
   assert preset.to_dict() == runlocal.to_dict()
   demo = load("sweep").get_config("demo").train
-  assert (demo.total_steps, demo.num_epochs, demo.warmup_epochs, demo.decay_epochs, demo.ema_warmup) == \
-      (80, 450.0, 0.0, 1.0, True)  # the demo's length is its steps; the recipe's epochs stay as they were
+  assert (demo.total_steps, demo.num_epochs, demo.warmup_steps, demo.warmup_epochs, demo.decay_epochs,
+          demo.ema_warmup) == (150, 450.0, 10, None, 1.0, True)  # length and warm-up in steps, decay per epoch
   with pytest.raises(ConfigError, match="exactly one of num_epochs, total_steps"):
     apply_short_schedule(preset, batch_size=64, num_epochs=1.0, total_steps=5, decay_rate=0.9, ema_decay=0.9,
                          log_every_steps=1, checkpoint_every_steps=1)
@@ -225,3 +223,17 @@ def test_main_refuses_an_unknown_job(tmp_path):
   with pytest.raises(ConfigError, match="config.job must be train, sweep or eval, got 'serve'"):
     run_job(config, str(tmp_path))
   assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_the_demo_warms_up_per_step_then_decays_per_epoch():
+  """digit_mosaic's 5,752 images at batch 64: 89 steps an epoch; 10 warm-up steps, then x0.8 each epoch."""
+  from tinynet_jax.train.config import schedule_lengths
+  from tinynet_jax.train.optim import make_optimizer
+  config = load("sweep").get_config("demo").train
+  lengths = schedule_lengths(config, 5752)
+  assert (lengths.steps_per_epoch, lengths.total_steps, lengths.warmup.steps) == (89, 150, 10)
+  _, schedule = make_optimizer(config, lengths)
+  lr = 0.048 * 64 / 1024
+  assert float(schedule(0)) < float(schedule(5)) < lr  # ramps step by step, not once per epoch
+  for step, value in {10: lr, 88: lr, 89: lr * 0.8, 149: lr * 0.8}.items():
+    assert float(schedule(step)) == pytest.approx(value, rel=1e-5), step

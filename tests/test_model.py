@@ -150,8 +150,23 @@ def test_init_follows_timm_goog_init():
   assert np.std(flat["conv_pwl/kernel"]) == pytest.approx(math.sqrt(2 / block.out_channels), rel=0.05)
   assert np.std(flat["se/conv_reduce/kernel"]) == pytest.approx(math.sqrt(2 / block.se_channels), rel=0.1)
   assert not np.any(flat["se/conv_reduce/bias"]) and np.all(flat["bn2/scale"] == 1)
-  fc = dense_kernel_init(jax.random.key(1), (1280, 1000))  # U(+-1/sqrt(fan_out))
+  fc = dense_kernel_init(jax.random.key(1), (1280, 1000))  # U(+-1/sqrt(fan_out)), timm's for ImageNet's head
   assert 0.99 / math.sqrt(1000) < np.abs(fc).max() <= 1 / math.sqrt(1000)
+  fc = dense_kernel_init(jax.random.key(1), (1280, 2000))
+  assert 0.99 / math.sqrt(2000) < np.abs(fc).max() <= 1 / math.sqrt(2000)
+  # Small heads keep ImageNet's scale (timm's rule would give +-1/sqrt(10) = 0.32).
+  fc = dense_kernel_init(jax.random.key(1), (1280, 10))
+  assert 0.99 / math.sqrt(1000) < np.abs(fc).max() <= 1 / math.sqrt(1000)
+
+
+def test_small_head_starts_near_uniform_predictions(small):
+  """A fresh 10-class network's cross-entropy is close to ln 10 (timm's init gave 5.8 on the demo's digits)."""
+  spec, model, variables = small
+  images = jax.random.normal(jax.random.key(2), (32, spec.resolution, spec.resolution, 3))
+  logits, _ = _apply(model, variables, images, train=True)
+  labels = jax.random.randint(jax.random.key(3), (32,), 0, 10)
+  loss = float(jnp.mean(jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, labels[:, None], -1)[:, 0]))
+  assert math.log(10) <= loss < math.log(10) + 0.15
 
 
 def test_pooled_init_has_the_same_structure_and_distributions_from_two_draws():
@@ -174,7 +189,7 @@ def test_pooled_init_has_the_same_structure_and_distributions_from_two_draws():
     fan_out = kh * kw * (1 if cin == 1 else cout)  # depthwise kernels (k, k, 1, C) count k*k
     assert np.std(kernel) == pytest.approx(math.sqrt(2 / fan_out), rel=0.15), name
   fc = flat["classifier/kernel"]
-  assert np.abs(fc).max() <= 1 / math.sqrt(10) and np.std(fc) == pytest.approx(1 / math.sqrt(30), rel=0.15)
+  assert np.abs(fc).max() <= 1 / math.sqrt(1000) and np.std(fc) == pytest.approx(1 / math.sqrt(3000), rel=0.15)
   # Independent draws: no two kernels share values, and the seed matters but nothing else does.
   values = [np.asarray(v).ravel()[:50] for v in kernels.values()]
   assert len({v.tobytes() for v in values}) == len(values)

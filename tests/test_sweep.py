@@ -15,11 +15,10 @@ from tinynet_jax.errors import SearchError
 from tinynet_jax.search import runner
 from tinynet_jax.search.results import read_results
 
-# The demo sweep (8 models: 3 + 1 + 1 random at 3 levels, 3 for Fig. 2; 3 baselines; then 3 formula models) is
-# what the fake-trainer tests plan. The real one is cut to 6 steps a model and no baselines (they train like any
-# other model; the bookkeeping of theirs is checked with the fake trainer): 5 + 3 models.
-TINY_SWEEP = ["--config=configs/sweep.py:demo", "--config.train.total_steps=6",
-              "--config.train.log_every_steps=3", "--config.sweep.baselines=False"]
+# The demo sweep on digits (6 random models, 2 at each of 3 levels; then the best of each level with a second seed;
+# then 3 formula models) is what the fake-trainer tests plan. The real one is cut to 6 steps a model.
+TINY_SWEEP = ["--config=configs/sweep.py:demo,dataset=digits", "--config.train.total_steps=6",
+              "--config.train.log_every_steps=3"]
 ONE_DEVICE = {"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
 FORMULA_IDS = ["F0.25", "F0.125", "F0.0625"]
 
@@ -29,7 +28,7 @@ def result_ids(workdir):
   return [json.loads(line)["id"] for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def sweep_config(arg="demo", **fields):
+def sweep_config(arg="demo,dataset=digits", **fields):
   """configs/sweep.py:`arg` with top-level `fields` set, as `python -m tinynet_jax.main` would build it."""
   spec = importlib.util.spec_from_file_location("sweep_config", os.path.join(REPO, "configs", "sweep.py"))
   module = importlib.util.module_from_spec(spec)
@@ -56,8 +55,20 @@ class FakeTrainer:
         return {"preempted": True}
       raise KeyboardInterrupt("killed")
     top1 = min(0.99, 0.3 + 0.3 * config.r + 0.2 * config.d + 0.1 * config.w)  # some smooth accuracy
+    top1 -= 0.01 * config.seed  # replicates differ
     return {"steps": 6, "top1": top1, "top5": min(1.0, top1 + 0.05), "ema_top1": top1 - 0.01,
             "ema_top5": min(1.0, top1 + 0.04), "wall_seconds": 1.5}
+
+
+def replicate_ids(plan):
+  """The fake trainer's best random model of each level, with seed 1: the demo's replicates."""
+  best = {}
+  for m in plan.models:
+    if m.kind == "random":
+      top1 = 0.3 + 0.3 * m.r + 0.2 * m.d + 0.1 * m.w
+      if m.level not in best or top1 > best[m.level][0]:
+        best[m.level] = (top1, m.id)
+  return [best[level][1] + "-s1" for level in sorted(best)]  # cheapest level first, as the runner trains them
 
 
 @pytest.fixture(scope="module")
@@ -92,22 +103,25 @@ def test_a_killed_sweep_completes_with_every_model_exactly_once(how, plan, analy
     with pytest.raises(KeyboardInterrupt):
       runner.run_sweep(config, tmp_path, train_fn=first)
   planned = [m.id for m in plan.models]
-  assert len(planned) == 8 and first.trained == planned[:3]
+  replicates = replicate_ids(plan)
+  assert len(planned) == 6 and first.trained == planned[:3] and len(replicates) == 3
   interrupted_after = len(result_ids(tmp_path))
-  assert interrupted_after == 2 and 2 <= interrupted_after < 11
+  assert interrupted_after == 2
   with open(tmp_path / "results.jsonl", "a") as f:
     f.write('{"id": "' + planned[2] + '", "ki')  # a write the kill tore: dropped, the model trained again
   capsys.readouterr()
 
   rerun = FakeTrainer()
   summary = runner.run_sweep(config, tmp_path, train_fn=rerun)
-  assert summary["complete"] and analyses == [sorted(planned + FORMULA_IDS)]
-  # Finished models are skipped; the interrupted one is asked for again in its own workdir (its checkpoint).
-  assert rerun.trained == planned[2:] + FORMULA_IDS
+  everything = planned + replicates + FORMULA_IDS
+  assert summary["complete"] and analyses == [sorted(everything)]
+  # Finished models are skipped; the interrupted one is asked for again in its own workdir (its checkpoint);
+  # then the best of each level with another seed, then the formula's models.
+  assert rerun.trained == planned[2:] + replicates + FORMULA_IDS
   ids = result_ids(tmp_path)
-  assert sorted(ids) == sorted(planned + FORMULA_IDS) and len(ids) == len(set(ids)) == 11
+  assert sorted(ids) == sorted(everything) and len(ids) == len(set(ids)) == 12
   err = capsys.readouterr().err
-  assert f"[sweep 2/11] training {planned[2]}" in err and "[sweep 11/11]" in err
+  assert f"[sweep 2/12] training {planned[2]}" in err and "[sweep 12/12]" in err
   plan_file = json.loads((tmp_path / "sweep.json").read_text())
   assert [m["id"] for m in plan_file["models"]] == planned
   for stat in plan_file["acceptance"]:
@@ -137,13 +151,21 @@ def test_results_rows_and_the_configs_each_model_is_trained_with(plan, analyses,
     assert row["c"] == pytest.approx(row["macs"] / plan.b0_macs) and row["train_seconds"] == 1.5
   assert {rows[i]["kind"] for i in FORMULA_IDS} == {"formula"}
   assert {(rows[i]["r"], rows[i]["d"], rows[i]["w"]) for i in FORMULA_IDS} == {(0.5, 0.5, 0.5)}  # the fit's
-  assert sum(row["kind"] == "baseline" for row in rows.values()) == 3
+  # Replicates: the same network as their model, seed 1 (trained with it), marked; every other row seed 0.
+  replicates = replicate_ids(plan)
+  for trained, train_config in zip(fake.trained, fake.configs):
+    assert train_config.seed == rows[trained]["seed"] == (1 if trained in replicates else 0)
+  for rid in replicates:
+    row, original = rows[rid], rows[rows[rid]["replicate_of"]]
+    assert rid == original["id"] + "-s1" and original.get("replicate_of") is None
+    assert all(row[k] == original[k] for k in ("r", "d", "w", "macs", "kind", "level"))
+  assert sorted(i for i, row in rows.items() if row.get("replicate_of")) == sorted(replicates)
 
 
 def test_index_and_shards_train_their_models_and_the_last_one_analyses(plan, analyses, tmp_path, capsys):
   planned = [m.id for m in plan.models]
   one = FakeTrainer()
-  assert runner.run_sweep(sweep_config(index=3), tmp_path, train_fn=one) == {"complete": False, "missing": 7}
+  assert runner.run_sweep(sweep_config(index=3), tmp_path, train_fn=one) == {"complete": False, "missing": 5}
   assert one.trained == [planned[3]] and result_ids(tmp_path) == [planned[3]]
   assert "run: python -m tinynet_jax.analyze" in capsys.readouterr().err
   trained = []
@@ -155,10 +177,40 @@ def test_index_and_shards_train_their_models_and_the_last_one_analyses(plan, ana
     assert len(analyses) == (i == 0)  # only the shard that finds the sweep complete analyses it
   assert summary["complete"] and analyses == [sorted(planned)]
   assert sorted(trained + [planned[3]]) == sorted(planned)
-  assert not set(FORMULA_IDS) & set(result_ids(tmp_path))  # a shard does not train the formula's models
+  # A shard trains neither replicates nor the formula's models; the unsharded run does.
+  assert not set(FORMULA_IDS + replicate_ids(plan)) & set(result_ids(tmp_path))
   whole = FakeTrainer()
   runner.run_sweep(sweep_config(), tmp_path, train_fn=whole)
-  assert whole.trained == FORMULA_IDS and analyses[-1] == sorted(planned + FORMULA_IDS)  # the unsharded run does
+  assert whole.trained == replicate_ids(plan) + FORMULA_IDS
+  assert analyses[-1] == sorted(planned + replicate_ids(plan) + FORMULA_IDS)
+
+
+def test_each_new_network_is_compiled_ahead_before_it_trains(plan, analyses, tmp_path):
+  """The look-ahead compiles every run but replicates (their model's program is compiled already), each before
+  that run trains, and at most LOOKAHEAD runs ahead of the one training."""
+  events = []
+  trainer = FakeTrainer()
+
+  def train_fn(config, workdir):
+    events.append(("train", Path(workdir).name))
+    return trainer(config, workdir)
+
+  def compile_fn(config):
+    events.append(("compile", (config.r, config.d, config.w, config.seed)))
+
+  runner.run_sweep(sweep_config(), tmp_path, train_fn=train_fn, compile_fn=compile_fn)
+  trained = [name for kind, name in events if kind == "train"]
+  compiled = [what for kind, what in events if kind == "compile"]
+  rows = {row["id"]: row for row in read_results(tmp_path / "results.jsonl")}
+  new = [i for i in trained if not rows[i].get("replicate_of")]
+  # The formula models are compiled twice over: speculatively (from the fit before replicates) and for real;
+  # the stub fit gives the same (0.5, 0.5, 0.5) both times, so the second is the same config and skipped.
+  assert sorted(compiled) == sorted({(rows[i]["r"], rows[i]["d"], rows[i]["w"], rows[i]["seed"]) for i in new})
+  for position, name in enumerate(trained):
+    row = rows[name]
+    if not row.get("replicate_of"):
+      key = (row["r"], row["d"], row["w"], row["seed"])
+      assert events.index(("compile", key)) < events.index(("train", name))
 
 
 def test_a_workdir_holds_one_sweep(analyses, tmp_path):
@@ -184,9 +236,11 @@ def test_the_sweep_trains_every_model_once_and_writes_results_formula_figures_an
   workdir, out, err = real_sweep
   plan = json.loads((workdir / "sweep.json").read_text())
   planned = [m["id"] for m in plan["models"]]
-  assert len(planned) == 5
+  assert len(planned) == 6
   ids = result_ids(workdir)
-  assert sorted(ids) == sorted(planned + FORMULA_IDS) and len(ids) == len(set(ids)) == 8
+  replicates = [i for i in ids if i.endswith("-s1")]
+  assert len(replicates) == 3 and {i[:-3] for i in replicates} <= set(planned)
+  assert sorted(ids) == sorted(planned + replicates + FORMULA_IDS) and len(ids) == len(set(ids)) == 12
   for stat in plan["acceptance"]:
     assert 0 < stat["acceptance_rate"] <= 1
   rows = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
@@ -196,13 +250,14 @@ def test_the_sweep_trains_every_model_once_and_writes_results_formula_figures_an
   for name in ("formula.json", "report.md", "fig2_importance.png", "fig2_importance.svg", "fig3_formula.png",
                "fig3_formula.svg", "fig6_accuracy_vs_flops.png", "fig6_accuracy_vs_flops.svg"):
     assert (workdir / name).stat().st_size > 0, name
-  for model in planned + FORMULA_IDS:  # each model really trained: its own workdir and final metrics
+  for model in planned + replicates + FORMULA_IDS:  # each run really trained: its own workdir and final metrics
     assert json.loads((workdir / "models" / model / "final_metrics.json").read_text())["steps"] == 6
   report = (workdir / "report.md").read_text()
   assert "digits" in report and "fig6_accuracy_vs_flops.png" in report
-  assert "fig2_importance.png" in report  # the 0.25 level's 3 models
+  assert "Seed σ = " in report and "Seed noise: not measured" not in report  # the replicates' pooled sigma
+  assert (workdir / "xla_cache").is_dir() and any((workdir / "xla_cache").iterdir())
   assert f"report: {workdir / 'report.md'}" in out
-  assert "[sweep 8/8]" in err  # the progress line of the last model
+  assert "[sweep 12/12]" in err  # the progress line of the last run
   assert not [p for p in workdir.iterdir() if p.name.startswith(".")]  # no temp files left behind
 
 

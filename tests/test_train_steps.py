@@ -76,7 +76,7 @@ def _train(num_devices, sync_bn, num_steps=3):
   variables = jax.jit(tj.create_model(SPEC, 10).init)(jax.random.key(0), jnp.zeros((1, 33, 33, 3)))
   state = parallel.replicate(mesh, create_state(variables, tx))
   step = parallel.shard_step(steps.train_step, mesh, donate_state=True, model=model, tx=tx,
-                             rng=jax.random.key(1), num_classes=10, label_smoothing=0.1,
+                             keys={"dropout": jax.random.key(1)}, num_classes=10, label_smoothing=0.1,
                              exclusive_smoothing=True, ema_decay=0.9)
   rng = np.random.RandomState(0)
   for _ in range(num_steps):
@@ -126,3 +126,28 @@ def test_eval_step_counts_masked_examples_once():
   assert float(metrics.top1.count) == 11
   assert float(result["top1"]) == pytest.approx(top1) and float(result["top5"]) == pytest.approx(top5)
   assert float(result["ema_top1"]) == pytest.approx(top1)  # EMA starts equal to the params
+
+
+def test_seeds_share_one_program_and_engines_share_its_compilation():
+  """The PRNG keys are arguments of the steps, not constants: two seeds of a network lower to the same program
+  (so the persistent compilation cache serves a replicate), and an engine of the same program key takes the
+  compiled step from the process's memo instead of tracing it again."""
+  from tinynet_jax.train.benchmark import benchmark_config
+  from tinynet_jax.train.config import model_spec_from_config, schedule_lengths
+  from tinynet_jax.train.engine import create_engine
+  mesh = parallel.make_mesh()
+
+  def engine(seed, **fields):
+    config = benchmark_config("tinynet_e", "train", batch=8, resolution=24)
+    config.seed = seed
+    config.update(fields)
+    return create_engine(config, model_spec_from_config(config), 10, mesh, lengths=schedule_lengths(config, 64))
+
+  first, second, other = engine(0), engine(1), engine(0, label_smoothing=0.2)
+  assert first.program_key == second.program_key != other.program_key
+  text = lambda e: e.train_step.lower(e.abstract_state, e.train_batch).as_text()  # noqa: E731
+  assert text(first) == text(second)
+  assert first.program("eval") is second.program("eval")  # compiled once
+  assert other.program("eval") is not first.program("eval")
+  init_0, init_1 = first.program("init")(), second.program("init")()  # one init program, each with its seed
+  assert not np.array_equal(init_0.params["classifier"]["kernel"], init_1.params["classifier"]["kernel"])

@@ -6,7 +6,7 @@ without jax.
 
 
 def __getattr__(name):
-  if name in ("train_and_evaluate", "NonFiniteLossError"):
+  if name in ("train_and_evaluate", "compile_for", "NonFiniteLossError"):
     from tinynet_jax.train import loop
     return getattr(loop, name)
   raise AttributeError(f"module 'tinynet_jax.train' has no attribute {name!r}")

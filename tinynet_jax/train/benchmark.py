@@ -85,21 +85,21 @@ def ours(config: ml_collections.ConfigDict, mode: str, *, steps: int, warmup: in
     rows = data.resident_index_iterator(int(resident["label"].shape[0]), global_batch_size=batch,
                                         seed=config.seed)
     batches = [parallel.global_batch(mesh, next(rows)) for _ in range(4)]
-    step_fn, abstract_args = engine.resident_train_step, (engine.resident_batch, resident)
+    name = "resident_train"
     args = lambda i: (batches[i % 4], resident)  # noqa: E731
   elif mode == "train":
     one = parallel.global_batch(mesh, next(data.train_iterator(config.dataset, global_batch_size=batch,
                                                                resolution=res, seed=config.seed, **options)))
-    step_fn, abstract_args = engine.train_step, (engine.train_batch,)
+    name, resident = "train", None
     args = lambda i: (one,)  # noqa: E731
   else:
     one = parallel.global_batch(mesh, next(data.eval_iterator(config.dataset, global_batch_size=batch,
                                                               resolution=res, **options)))
-    step_fn, abstract_args = engine.eval_step, (engine.eval_batch,)
+    name, resident = "eval", None
     args = lambda i: (one,)  # noqa: E731
 
   start = time.perf_counter()
-  compiled = step_fn.lower(engine.abstract_state, *abstract_args).compile()
+  compiled = engine.program(name, resident)
   compile_seconds = time.perf_counter() - start
   holder = {"state": engine.init(), "i": 0}
 

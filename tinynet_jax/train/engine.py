@@ -6,8 +6,11 @@ what is measured and what is evaluated is exactly what trains.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
+import json
+import threading
 from typing import Any, Callable, Iterable
 
 import jax
@@ -39,6 +42,7 @@ def augment_from_config(config) -> data.Augment:
 
 
 _RESIDENT: dict = {}  # one device-resident train split per process, reused by every model of a sweep
+_RESIDENT_LOCK = threading.Lock()  # a sweep compiles the next model in a thread (train.loop.compile_for)
 
 
 def resident_dataset(config, mesh) -> dict[str, jax.Array]:
@@ -46,17 +50,29 @@ def resident_dataset(config, mesh) -> dict[str, jax.Array]:
   size = config.resident_size or config.base_resolution
   options = dataset_options(config)
   key = (config.dataset, config.data_dir, size, tuple(sorted(options.items())), tuple(mesh.devices.flat))
-  if key not in _RESIDENT:
-    _RESIDENT.clear()  # free the previous dataset's device memory first
-    images, labels = data.resident_train_arrays(config.dataset, size=size, data_dir=config.data_dir, **options)
-    _RESIDENT[key] = parallel.replicate_host_arrays(mesh, {"image": images, "label": labels})
-  return _RESIDENT[key]
+  with _RESIDENT_LOCK:
+    if key not in _RESIDENT:
+      _RESIDENT.clear()  # free the previous dataset's device memory first
+      images, labels = data.resident_train_arrays(config.dataset, size=size, data_dir=config.data_dir, **options)
+      _RESIDENT[key] = parallel.replicate_host_arrays(mesh, {"image": images, "label": labels})
+    return _RESIDENT[key]
+
+
+# Compiled programs of recent engines, by (program key, name), shared by engines whose configs differ only in
+# fields no program depends on (the seed above all: a sweep model and its replicates, a look-ahead compile and the
+# run it prepares), so that such an engine neither traces nor compiles again. A few: each holds device code.
+_PROGRAMS: collections.OrderedDict = collections.OrderedDict()
+_PROGRAMS_LOCK = threading.Lock()
+PROGRAMS_KEPT = 32
+# Config fields that change no compiled program: the seed reaches the steps as an argument (PRNG keys).
+NOT_IN_PROGRAM = ("seed", "job", "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
+                  "keep_checkpoints")
 
 
 @dataclasses.dataclass(frozen=True)
 class Engine:
-  """What `create_engine` builds. The steps are `jit(shard_map(...))` functions (`tinynet_jax.train.steps`),
-  compiled on first call or ahead of time (`compile_ahead`) for the abstract state and batches below."""
+  """What `create_engine` builds. The steps are `jit(shard_map(...))` functions (`tinynet_jax.train.steps`);
+  `program` compiles them (once per program key in this process) for the abstract state and batches below."""
   model: EfficientNet
   tx: optax.GradientTransformation
   schedule: optax.Schedule
@@ -70,18 +86,45 @@ class Engine:
   resident_batch: dict[str, jax.ShapeDtypeStruct]
   eval_batch: dict[str, jax.ShapeDtypeStruct]
   step_options: dict[str, Any]  # what the train steps were built with (model, tx, smoothing, EMA, ...)
+  program_key: str  # the config (less NOT_IN_PROGRAM), class count, schedule lengths and devices
+
+  def program(self, name: str, resident: dict[str, jax.Array] | None = None) -> Callable:
+    """Program `name` compiled: 'init' (called with no argument), 'train', 'resident_train' (on `resident`) or
+    'eval', called as the step of that name. Taken from `_PROGRAMS` when an engine of the same program key
+    compiled it in this process; compiling reads JAX's persistent compilation cache when that is on."""
+    step, args = {
+        "init": (self.init.func, self.init.args),
+        "train": (self.train_step, (self.abstract_state, self.train_batch)),
+        "resident_train": (self.resident_train_step, (self.abstract_state, self.resident_batch, resident)),
+        "eval": (self.eval_step, (self.abstract_state, self.eval_batch)),
+    }[name]
+    key = (self.program_key, name)
+    with _PROGRAMS_LOCK:
+      compiled = _PROGRAMS.get(key)
+    if compiled is None:
+      compiled = step.lower(*args).compile()
+      with _PROGRAMS_LOCK:
+        _PROGRAMS[key] = compiled
+        while len(_PROGRAMS) > PROGRAMS_KEPT:
+          _PROGRAMS.popitem(last=False)
+    if name == "init":
+      return functools.partial(compiled, *self.init.args)
+    return step.bind(compiled) if isinstance(step, parallel.WithKeys) else compiled
 
   def compile_ahead(self, executor, resident: dict[str, jax.Array] | None = None) -> tuple[Callable, Callable]:
-    """(train_fn(state, batch), eval_fn(state, batch)), compiling in `executor` from now on (see
-    `parallel.CompileAhead`); with a `resident` dataset, train_fn is the resident step on it."""
-    if resident is None:
-      train_fn = parallel.CompileAhead(executor, self.train_step, self.abstract_state, self.train_batch)
-    else:
-      resident_step = parallel.CompileAhead(executor, self.resident_train_step, self.abstract_state,
-                                            self.resident_batch, resident)
-      train_fn = lambda state, batch: resident_step(state, batch, resident)  # noqa: E731
-    eval_fn = parallel.CompileAhead(executor, self.eval_step, self.abstract_state, self.eval_batch)
-    return train_fn, eval_fn
+    """(train_fn(state, batch), eval_fn(state, batch)), compiling in `executor` from now on, so that compiles
+    overlap init or restore; with a `resident` dataset, train_fn is the resident step on it."""
+    train = executor.submit(self.program, "train" if resident is None else "resident_train", resident)
+    evaluate = executor.submit(self.program, "eval")
+    extra = () if resident is None else (resident,)
+    return (lambda state, batch: train.result()(state, batch, *extra),
+            lambda state, batch: evaluate.result()(state, batch))
+
+  def compile_all(self, resident: dict[str, jax.Array] | None = None) -> None:
+    """Compiles what a training run will: init, the train step (on `resident` when given) and the eval step,
+    so that a run of the same program key takes them from `_PROGRAMS` (`tinynet_jax.train.loop.compile_for`)."""
+    for name in ("init", "train" if resident is None else "resident_train", "eval"):
+      self.program(name, resident)
 
   def evaluate(self, state: Any, batches: Iterable[dict[str, np.ndarray]],
                eval_fn: Callable | None = None) -> steps.EvalMetrics:
@@ -119,8 +162,9 @@ def create_engine(config, spec: ModelSpec, num_classes: int, mesh: jax.sharding.
   abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=parallel.replicated(mesh)),
                           abstract)
   init_fn = jax.jit(init, out_shardings=parallel.replicated(mesh), compiler_options=xla_options)
+  keys = {"dropout": jax.random.key(config.seed + 1), "augment": jax.random.key(config.seed + 2)}
   step_options = dict(
-      model=model, tx=tx, rng=jax.random.key(config.seed + 1), num_classes=num_classes,
+      model=model, tx=tx, keys=keys, num_classes=num_classes,
       label_smoothing=config.label_smoothing, exclusive_smoothing=config.exclusive_smoothing,
       ema_decay=config.ema_decay, ema_warmup=config.ema_warmup)
   res = spec.resolution
@@ -133,12 +177,19 @@ def create_engine(config, spec: ModelSpec, num_classes: int, mesh: jax.sharding.
                                      **step_options),
       resident_train_step=parallel.shard_step(
           steps.resident_train_step, mesh, donate_state=True, options=xla_options, replicated_args=1,
-          augment=augment_from_config(config), resolution=res, augment_key=jax.random.key(config.seed + 2),
-          **step_options),
+          augment=augment_from_config(config), resolution=res, **step_options),
       eval_step=parallel.shard_step(steps.eval_step, mesh, donate_state=False, options=xla_options, model=model,
                                     num_classes=num_classes),
       train_batch=parallel.batch_struct(mesh, config.batch_size, image_fields),
       resident_batch=parallel.batch_struct(mesh, config.batch_size, {"index": ((), jnp.int32),
                                                                      "position": ((), jnp.uint32)}),
       eval_batch=parallel.batch_struct(mesh, eval_batch_size, {**image_fields, "mask": ((), jnp.float32)}),
-      step_options=step_options)
+      step_options=step_options, program_key=program_key(config, num_classes, lengths, mesh))
+
+
+def program_key(config, num_classes: int, lengths: ScheduleLengths, mesh) -> str:
+  """What an engine's programs depend on: the config less `NOT_IN_PROGRAM`, the class count, the schedule's
+  lengths and the devices."""
+  fields = {k: v for k, v in config.to_dict().items() if k not in NOT_IN_PROGRAM}
+  return json.dumps([fields, num_classes, dataclasses.asdict(lengths), [d.id for d in mesh.devices.flat]],
+                    sort_keys=True, default=str)

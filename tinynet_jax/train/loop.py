@@ -34,6 +34,21 @@ def _due(step: int, every: int, total: int) -> bool:
   return step % every == 0 or step == total
 
 
+def compile_for(config) -> None:
+  """Compiles the programs `train_and_evaluate(config, ...)` will run, without training or writing anything.
+
+  Useful only with JAX's persistent compilation cache on (`parallel.use_compilation_cache`): the sweep runner
+  compiles the next model in a thread while the current one trains, so that its run reads the programs back.
+  """
+  check_config(config, jax.process_count(), jax.device_count())
+  spec = model_spec_from_config(config)
+  info = data.dataset_info(config.dataset, config.data_dir, **dataset_options(config))
+  mesh = parallel.make_mesh()
+  resident = resident_dataset(config, mesh) if config.data_on_device else None
+  create_engine(config, spec, info.num_classes, mesh,
+                lengths=schedule_lengths(config, info.num_train)).compile_all(resident)
+
+
 def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   """Trains (resuming from the newest checkpoint in `workdir`), evaluates raw and EMA weights, and writes
   ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and ``final_metrics.json`` there.
@@ -68,7 +83,7 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
   restored = checkpointer.restore_latest(engine.abstract_state)
   if restored is None:
-    state, start_step = engine.init(), 0
+    state, start_step = engine.program("init")(), 0
   else:
     state, start_step = restored
     logging.info("resumed from step %d", start_step)

@@ -41,12 +41,51 @@ def compiler_options(fast_compile: str) -> dict[str, Any] | None:
 
 
 def shard_step(step_fn: Callable, mesh, *, donate_state: bool, options: dict[str, Any] | None = None,
-               replicated_args: int = 0, **static) -> Callable:
+               replicated_args: int = 0, keys: dict[str, jax.Array] | None = None, **static) -> Callable:
   """jit(shard_map(step_fn)) with the state replicated, the batch split over 'data', and `replicated_args`
-  further arguments replicated (a device-resident dataset)."""
+  further arguments replicated (a device-resident dataset).
+
+  `keys` (PRNG keys) are passed to `step_fn` as its last argument, replicated, at every call instead of being
+  closed over: closed-over keys are constants of the program, so two seeds of one network would compile two
+  programs; as arguments they share one (`WithKeys`).
+  """
   mapped = jax.shard_map(functools.partial(step_fn, **static), mesh=mesh,
-                         in_specs=(P(), P(AXIS)) + (P(),) * replicated_args, out_specs=P())
-  return jax.jit(mapped, donate_argnums=(0,) if donate_state else (), compiler_options=options)
+                         in_specs=(P(), P(AXIS)) + (P(),) * (replicated_args + (keys is not None)),
+                         out_specs=P())
+  jitted = jax.jit(mapped, donate_argnums=(0,) if donate_state else (), compiler_options=options)
+  return jitted if keys is None else WithKeys(jitted, replicate(mesh, keys))
+
+
+class WithKeys:
+  """A jitted step whose last argument, its PRNG keys, is bound: called and lowered with the other arguments.
+  `bind` gives a compiled program of the step (which takes the keys last) this step's keys."""
+
+  def __init__(self, jitted: Callable, keys: dict[str, jax.Array]):
+    self.jitted, self.keys = jitted, keys
+
+  def __call__(self, *args):
+    return self.jitted(*args, self.keys)
+
+  def lower(self, *args):
+    return self.jitted.lower(*args, self.keys)
+
+  def bind(self, compiled: Callable) -> Callable:
+    keys = self.keys
+    return lambda *args: compiled(*args, keys)
+
+
+def use_compilation_cache(directory) -> str:
+  """JAX's persistent compilation cache in `directory`, unless one is configured already
+  (``JAX_COMPILATION_CACHE_DIR``); returns the directory in use.
+
+  A program identical to one compiled before, in this process or an earlier one, is then read back instead of
+  compiled: a rerun's, or one compiled ahead in another process. A new architecture still compiles.
+  """
+  if jax.config.jax_compilation_cache_dir is None:
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    # Every program, also those compiling in under JAX's 1 s default (eval and init of a small model).
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  return jax.config.jax_compilation_cache_dir
 
 
 def batch_struct(mesh, batch_size: int, fields: dict[str, tuple[tuple[int, ...], Any]]) -> dict:
@@ -54,21 +93,6 @@ def batch_struct(mesh, batch_size: int, fields: dict[str, tuple[tuple[int, ...],
   sharding = data_sharded(mesh)
   return {k: jax.ShapeDtypeStruct((batch_size, *shape), dtype, sharding=sharding) for k, (shape, dtype) in
           fields.items()}
-
-
-class CompileAhead:
-  """A jitted step lowered and compiled for abstract arguments in a background thread, called when ready.
-
-  The training loop starts its compiles before it initialises or restores the state: on XLA:CPU the train step
-  compile (~10 s for a sweep model) then overlaps init, the eval step's compile overlaps training, and a sweep
-  model's fixed cost drops by a few seconds. Calls must match the abstract arguments (shapes, dtypes, sharding).
-  """
-
-  def __init__(self, executor, jitted: Callable, *abstract_args):
-    self._future = executor.submit(lambda: jitted.lower(*abstract_args).compile())
-
-  def __call__(self, *args):
-    return self._future.result()(*args)
 
 
 def replicate(mesh, tree: Any) -> Any:

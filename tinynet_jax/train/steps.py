@@ -56,15 +56,16 @@ def smooth_labels(labels: jax.Array, num_classes: int, smoothing: float, exclusi
   return onehot * (1.0 - smoothing) + smoothing / num_classes
 
 
-def train_step(state: TrainState, batch: dict, *, model, tx: optax.GradientTransformation, rng: jax.Array,
+def train_step(state: TrainState, batch: dict, keys: dict, *, model, tx: optax.GradientTransformation,
                num_classes: int, label_smoothing: float, exclusive_smoothing: bool,
                ema_decay: float, ema_warmup: bool = False) -> tuple[TrainState, TrainMetrics]:
   """One optimisation step on this replica's shard of the global batch.
 
-  Randomness (dropout, drop path) comes from `rng` folded with the step and the replica index, so a run
-  resumed from a checkpoint redraws exactly the same masks.
+  Randomness (dropout, drop path) comes from ``keys['dropout']`` folded with the step and the replica index, so
+  a run resumed from a checkpoint redraws exactly the same masks. The keys are an argument, not constants, so
+  every seed of a network runs one compiled program (`parallel.shard_step`).
   """
-  step_rng = jax.random.fold_in(jax.random.fold_in(rng, state.step), jax.lax.axis_index(AXIS))
+  step_rng = jax.random.fold_in(jax.random.fold_in(keys["dropout"], state.step), jax.lax.axis_index(AXIS))
   targets = smooth_labels(batch["label"], num_classes, label_smoothing, exclusive_smoothing)
 
   def loss_fn(params):
@@ -96,16 +97,16 @@ def train_step(state: TrainState, batch: dict, *, model, tx: optax.GradientTrans
   return new_state, metrics
 
 
-def resident_train_step(state: TrainState, batch: dict, dataset: dict, *, augment, resolution: int,
-                        augment_key: jax.Array, **kwargs) -> tuple[TrainState, TrainMetrics]:
+def resident_train_step(state: TrainState, batch: dict, dataset: dict, keys: dict, *, augment, resolution: int,
+                        **kwargs) -> tuple[TrainState, TrainMetrics]:
   """`train_step` on rows of a device-resident dataset, gathered and augmented inside the step.
 
   `batch` holds this replica's example indices and global positions; `dataset` the whole uint8 train split
-  (replicated); the augmentation of a row depends only on `augment_key` and its position.
+  (replicated); the augmentation of a row depends only on ``keys['augment']`` and its position.
   """
-  images = ondevice.augment_batch(dataset["image"][batch["index"]], batch["position"], augment_key,
+  images = ondevice.augment_batch(dataset["image"][batch["index"]], batch["position"], keys["augment"],
                                   augment=augment, resolution=resolution)
-  return train_step(state, {"image": images, "label": dataset["label"][batch["index"]]}, **kwargs)
+  return train_step(state, {"image": images, "label": dataset["label"][batch["index"]]}, keys, **kwargs)
 
 
 def _topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
