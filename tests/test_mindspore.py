@@ -19,9 +19,10 @@ ARCH = ("--r", 0.3, "--d", 0.4, "--w", 0.3)
 
 
 def test_round_trip_of_the_wire_format_with_split_tensors_scalars_strings_and_crc(tmp_path):
-  entries = {"conv.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2), "global_step": np.array([7], np.int32),
-             "lr": np.float32(0.5), "half": np.ones((3,), np.float16), "flags": np.array([True, False]),
-             "steps": np.arange(3, dtype=np.int64), "note": "TinyNet-C, épоch 3", "empty": np.zeros((0, 4), np.float32)}
+  entries = {"conv.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2),
+             "global_step": np.array([7], np.int32), "lr": np.float32(0.5), "half": np.ones((3,), np.float16),
+             "flags": np.array([True, False]), "steps": np.arange(3, dtype=np.int64),
+             "note": "TinyNet-C, \u00e9poch 3", "empty": np.zeros((0, 4), np.float32)}
   for split, crc in ((0, False), (5, True)):  # 5 bytes: every tensor spread over several same-tag values
     write_ckpt(tmp_path / "x.ckpt", entries, split_bytes=split, crc=crc)
     read = read_ckpt(tmp_path / "x.ckpt")
@@ -192,3 +193,37 @@ def test_files_agree_with_mindspore_itself(tmp_path):
   for name, value in entries.items():
     np.testing.assert_array_equal(read[name], value)
   assert read["epoch_note"] == "three"
+
+
+def test_official_mindspore_model_converts_to_its_own_logits(tmp_path, cli):
+  """Opt-in (MindSpore installed and TINYNET_MINDSPORE_TINYNET=<mindspore models>/research/cv/tinynet): the
+  official model's own save_checkpoint of its train network (RMSProp) converts to its own logits."""
+  ms = pytest.importorskip("mindspore")
+  source = os.environ.get("TINYNET_MINDSPORE_TINYNET")
+  if not source or not os.path.isfile(os.path.join(source, "src", "tinynet.py")):
+    pytest.skip("set TINYNET_MINDSPORE_TINYNET to the official research/cv/tinynet directory")
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("official_tinynet", os.path.join(source, "src", "tinynet.py"))
+  official = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(official)
+  ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+  net = official.tinynet(sub_model="e", num_classes=1000)
+  net.set_train(False)
+  rng = np.random.RandomState(0)
+  for param in net.get_parameters():  # non-trivial BN statistics and affine parameters
+    if param.name.endswith(("moving_variance", "gamma")):
+      param.set_data(ms.Tensor(rng.uniform(0.5, 1.5, param.shape).astype(np.float32)))
+    elif param.name.endswith(("moving_mean", "beta")):
+      param.set_data(ms.Tensor(rng.uniform(-0.5, 0.5, param.shape).astype(np.float32)))
+  schedule = ms.Tensor(np.linspace(0.1, 0, 20, dtype=np.float32))  # a per-step lr: a 'learning_rate' entry
+  optimizer = ms.nn.RMSProp(net.trainable_params(), learning_rate=schedule, momentum=0.9, epsilon=1e-3)
+  loss = ms.nn.WithLossCell(net, ms.nn.SoftmaxCrossEntropyWithLogits(sparse=True))
+  ms.save_checkpoint(ms.nn.TrainOneStepCell(loss, optimizer), str(tmp_path / "last.ckpt"))
+  images = rng.randn(2, 3, 106, 106).astype(np.float32)
+  expected = net(ms.Tensor(images)).asnumpy()
+  code, _, err = cli(CONVERT, "--mindspore-checkpoint", tmp_path / "last.ckpt", "--model", "tinynet_e", "--out",
+                     tmp_path / "out")
+  assert code == 0, err
+  model, variables, _ = tinynet_jax.load(tmp_path / "out")
+  logits = np.asarray(jax.jit(model.apply)(variables, images.transpose(0, 2, 3, 1)))
+  assert np.abs(logits - expected).max() <= 1e-5 * (1 + np.abs(expected).max())
