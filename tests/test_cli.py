@@ -2,8 +2,10 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
+from tinynet_jax.checkpoints import write_ckpt
 from tinynet_jax.tools import cli, convert, flops
 from tinynet_jax.costs import count_macs, count_params
 from tinynet_jax.arch import ZOO, model_spec
@@ -75,6 +77,14 @@ BAD_CONVERT_ARGS = [  # {tmp} is the test's directory
     ["--timm-checkpoint", "{tmp}/corrupt.pth", "--model", "nope", "--out", "{tmp}/out"],
     ["--timm-checkpoint", "{tmp}/corrupt.pth", "--r", "-0.5", "--out", "{tmp}/out"],
     ["--timm-checkpoint", "{tmp}/corrupt.pth", "--model", "tinynet_a", "--out", "{tmp}/exists"],
+    ["--timm-checkpoint", "{tmp}/model.ckpt", "--model", "tinynet_a", "--out", "{tmp}/out"],  # a MindSpore file
+    ["--mindspore-checkpoint", "{tmp}/missing.ckpt", "--model", "tinynet_a", "--out", "{tmp}/out"],
+    ["--mindspore-checkpoint", "{tmp}/corrupt.pth", "--model", "tinynet_a", "--out", "{tmp}/out"],
+    ["--mindspore-checkpoint", "{tmp}/corrupt.safetensors", "--model", "tinynet_a", "--out", "{tmp}/out"],
+    ["--mindspore-checkpoint", "{tmp}/model.ckpt", "--model", "tinynet_a", "--out", "{tmp}/out"],  # wrong model
+    ["--mindspore-checkpoint", "{tmp}/model.ckpt", "--model", "tinynet_a", "--ema", "--out", "{tmp}/out"],
+    ["--mindspore-checkpoint", "{tmp}/model.ckpt", "--timm-checkpoint", "{tmp}/corrupt.pth", "--model",
+     "tinynet_a", "--out", "{tmp}/out"],
 ]
 
 
@@ -82,6 +92,7 @@ BAD_CONVERT_ARGS = [  # {tmp} is the test's directory
 def test_convert_bad_input_is_one_line_exit_2_and_writes_nothing(argv, tmp_path, capsys):
   (tmp_path / "corrupt.pth").write_bytes(b"not a checkpoint")
   (tmp_path / "corrupt.safetensors").write_bytes(b"\x00" * 16)
+  write_ckpt(tmp_path / "model.ckpt", {"conv_stem.weight": np.ones((8, 3, 3, 3), np.float32)})
   (tmp_path / "exists").mkdir()
   before = sorted(os.listdir(tmp_path))
   code, out, err = call(convert.main, CONVERT, [a.format(tmp=tmp_path) for a in argv], capsys)

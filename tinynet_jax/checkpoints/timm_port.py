@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from flax import traverse_util
 
+from tinynet_jax.checkpoints import formats
 from tinynet_jax.errors import CheckpointError
 
 _BLOCK = re.compile(r"^blocks_(\d+)_(\d+)$")
@@ -50,23 +51,27 @@ def _torch_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
   return tuple(shape[i] for i in _TO_TORCH[len(shape)]) if len(shape) in _TO_TORCH else tuple(shape)
 
 
-def import_state_dict(state_dict: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str, Any]:
+def import_state_dict(state_dict: Mapping[str, Any], target: Mapping[str, Any], *,
+                      key: Callable[[tuple[str, ...]], str] = timm_key) -> dict[str, Any]:
   """Converts a timm state dict into variables shaped like `target` (e.g. `jax.eval_shape` of model.init).
+
+  `key` names each variable in the source (default timm's names; `mindspore_port.mindspore_key` for the official
+  MindSpore model's), so that every problem is reported under the source's own names.
 
   Raises:
     CheckpointError: listing every missing, unexpected and mis-shaped tensor.
   """
-  expected = {timm_key(path): (path, tuple(leaf.shape))
+  expected = {key(path): (path, tuple(leaf.shape))
               for path, leaf in traverse_util.flatten_dict(dict(target)).items()}
   given = {k: v for k, v in state_dict.items() if not k.endswith(IGNORED_SUFFIXES)}
   missing = expected.keys() - given.keys()
   unexpected = given.keys() - expected.keys()
   converted, mismatched = {}, []
-  for key in expected.keys() & given.keys():
-    path, shape = expected[key]
-    array = _to_flax(np.asarray(given[key], dtype=np.float32))
+  for name in expected.keys() & given.keys():
+    path, shape = expected[name]
+    array = _to_flax(np.asarray(given[name], dtype=np.float32))
     if array.shape != shape:
-      mismatched.append(f"{key} {tuple(np.shape(given[key]))} (model needs {_torch_shape(shape)})")
+      mismatched.append(f"{name} {tuple(np.shape(given[name]))} (model needs {_torch_shape(shape)})")
     converted[path] = array
   problems = []
   if missing:
@@ -95,7 +100,10 @@ def read_state_dict(path: str | os.PathLike, use_ema: bool = False) -> dict[str,
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise CheckpointError(f"no checkpoint file at {path}")
-  if path.endswith(".safetensors"):
+  kind = formats.sniff(path)  # by content: a Lightning-style .ckpt is torch.save's, a MindSpore .ckpt is not
+  if kind == formats.MINDSPORE:
+    raise CheckpointError(f"{path} is {formats.DESCRIPTIONS[kind]}, not a PyTorch/timm state dict")
+  if path.endswith(".safetensors") or kind == formats.SAFETENSORS:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
     try:
@@ -103,6 +111,9 @@ def read_state_dict(path: str | os.PathLike, use_ema: bool = False) -> dict[str,
     except (SafetensorError, OSError, ValueError) as e:
       raise CheckpointError(f"cannot read {path} as safetensors: {e}") from None
   else:
+    if kind != formats.PYTORCH:
+      raise CheckpointError(f"{path} is not a PyTorch checkpoint (expected torch.save's zip or pickle format, "
+                            "or .safetensors)")
     try:
       import torch
     except ImportError:
