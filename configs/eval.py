@@ -12,7 +12,7 @@ Arguments (after ':'): checkpoint, dataset, ema, batch_size, crop_pct.
 import ml_collections
 from ml_collections import config_dict
 
-from tinynet_jax.train.config import parse_arg
+from tinynet_jax.train.config import folder_options, parse_arg
 
 
 def get_config(arg=None):
@@ -25,7 +25,8 @@ def get_config(arg=None):
   config.data_dir = config_dict.placeholder(str)
   config.dataset_options = ml_collections.ConfigDict(dict(
       num_classes=config_dict.placeholder(int), num_train=config_dict.placeholder(int),
-      num_eval=config_dict.placeholder(int), eval_split=config_dict.placeholder(str)))
+      num_eval=config_dict.placeholder(int), eval_split=config_dict.placeholder(str),
+      **folder_options()))  # dataset=folder:PATH: the same split options as training
   config.batch_size = arg.batch_size
   config.crop_pct = arg.crop_pct
   config.resolution = config_dict.placeholder(int)  # default: the checkpoint's

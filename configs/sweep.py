@@ -39,7 +39,8 @@ the 105 models (the paper: 10.4 GPU-days on full ImageNet). A TPU v4-8 slice, fa
 in the same range.
 The demo: 11 models in 4-5 minutes on a 2-core CPU (README).
 
-Arguments (after ':'): demo, index, dataset, per_level, seed.
+Arguments (after ':'): demo, index, dataset, per_level, seed. dataset=folder:PATH sweeps an image folder (README,
+"Your own data"); with demo it keeps the demo's 32 px base and whole, unflipped images.
 """
 import ml_collections
 from ml_collections import config_dict

@@ -4,9 +4,10 @@ r"""Train one network with the paper's recipe (or timm's RandAugment one).
         --config=configs/train.py:model=tinynet_a,dataset=imagenet2012,recipe=paper
     python -m tinynet_jax.main --workdir=runs/x --config=configs/train.py:r=0.7,d=0.9,w=0.6,dataset=imagenet100
     python -m tinynet_jax.main --workdir=/tmp/digits --config=configs/train.py:model=tinynet_e,dataset=digits,runlocal
+    python -m tinynet_jax.main --workdir=runs/mine --config=configs/train.py:model=tinynet_e,dataset=folder:/data/pets
 
-Arguments (after ':'): model (zoo name) or r/d/w [rules], dataset, recipe (paper | ra), runlocal (a short run
-with small batches for a laptop). Any field can then be overridden with --config.field=value.
+Arguments (after ':'): model (zoo name) or r/d/w [rules], dataset (a name, or folder:PATH: README, "Your own
+data"), recipe (paper | ra), runlocal (a short run with small batches for a laptop). Any field can then be overridden with --config.field=value.
 
 Recipes (tinynet.md §4): `paper` = the official MindSpore trainer (RMSProp TF-style, lr 0.048 per 1024
 images, 3 warmup epochs, x0.97 every 2.4 epochs, 450 epochs, wd 1e-5, smoothing 0.1, EMA 0.9999, dropout 0.2,

@@ -1,5 +1,5 @@
-"""Input pipelines: ImageNet-1k, ImageNet-100, digits, digit mosaics, any TFDS image-classification dataset, and
-synthetic data.
+"""Input pipelines: ImageNet-1k, ImageNet-100, digits, digit mosaics, any TFDS image-classification dataset, a
+folder of images ('folder:PATH', `folder`), and synthetic data.
 
     info = data.dataset_info("digits")
     for batch in data.train_iterator("digits", global_batch_size=64, resolution=32, seed=0):
@@ -30,11 +30,12 @@ import numpy as np
 from tinynet_jax.arch import check_resolution
 from tinynet_jax.data import schedule, synthetic
 from tinynet_jax.data.preprocessing import EVAL_CROP_PCT, check_crop_pct
+from tinynet_jax.data.folder import is_folder
 from tinynet_jax.data.schedule import local_batch_size
 from tinynet_jax.data.types import DATASETS, Augment, DatasetInfo
 from tinynet_jax.errors import DataError
 
-__all__ = ["Augment", "DatasetInfo", "DATASETS", "dataset_info", "train_iterator", "eval_iterator",
+__all__ = ["Augment", "DatasetInfo", "DATASETS", "is_folder", "dataset_info", "train_iterator", "eval_iterator",
            "resident_train_arrays", "resident_index_iterator"]
 
 
@@ -57,8 +58,8 @@ def _check_int(name: str, value, minimum: int | None = None) -> int:
 
 
 def dataset_info(name: str, data_dir: str | None = None, **options) -> DatasetInfo:
-  """Class count, split sizes and label names of a dataset (prepares the digits datasets / ImageNet-100 on first
-  use)."""
+  """Class count, split sizes and label names of a dataset (prepares the digits datasets / ImageNet-100 / an image
+  folder on first use)."""
   if name == "synthetic":
     return synthetic.info(**options)
   return _tf_module(name, "sources").dataset_info(name, data_dir, options)

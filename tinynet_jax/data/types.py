@@ -9,8 +9,12 @@ import re
 
 from tinynet_jax.errors import DataError
 
-# The names this package defines; any TFDS image-classification dataset also works by its TFDS name.
+# The names this package defines; any TFDS image-classification dataset also works by its TFDS name, and a folder
+# of images as 'folder:PATH' (tinynet_jax.data.folder).
 DATASETS = ("digit_mosaic", "digits", "imagenet2012", "imagenet100", "imagenet100_cmc", "synthetic")
+# What a training workdir records of its dataset (`DatasetInfo.to_dict`): predict and cam read the class names
+# from it, so they need neither the data nor the folder it came from.
+DATASET_FILE = "dataset.json"
 INTERPOLATIONS = ("bicubic", "bilinear", "random")
 
 
@@ -109,3 +113,12 @@ class DatasetInfo:
   num_train: int
   num_eval: int
   label_names: tuple[str, ...] | None = dataclasses.field(default=None, repr=False)  # 1000 wnids: keep repr short
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, fields: dict) -> "DatasetInfo":
+    names = fields.get("label_names")
+    return cls(fields["name"], int(fields["num_classes"]), int(fields["num_train"]), int(fields["num_eval"]),
+               tuple(str(n) for n in names) if names is not None else None)

@@ -40,6 +40,10 @@ def evaluate_checkpoint(config, workdir: str | Path) -> dict[str, Any]:
   if loaded.num_classes != info.num_classes:
     raise ConfigError(f"{config.checkpoint} has {loaded.num_classes} classes but dataset {config.dataset!r} has "
                       f"{info.num_classes}")
+  if loaded.label_names and info.label_names and tuple(loaded.label_names) != tuple(info.label_names):
+    shown = lambda names: ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")  # noqa: E731
+    raise ConfigError(f"{config.checkpoint} was trained on the classes {shown(loaded.label_names)} but dataset "
+                      f"{config.dataset!r} has {shown(info.label_names)}")
   resolution = config.resolution or loaded.spec.resolution
   # The eval iterator pads the last batch with masked examples, so rounding the batch up to a multiple of the
   # device count changes no score.

@@ -22,6 +22,7 @@ from tinynet_jax.arch import ModelSpec
 from tinynet_jax.checkpoints import store
 from tinynet_jax.checkpoints.training import restore_latest
 from tinynet_jax.data.preprocessing import EVAL_CROP_PCT
+from tinynet_jax.data.types import DATASET_FILE, DatasetInfo
 from tinynet_jax.errors import CheckpointError, DataError
 from tinynet_jax.models import EfficientNet, create_model
 from tinynet_jax.train.config import model_spec_from_config
@@ -40,6 +41,7 @@ class Loaded:
   source: str  # 'model checkpoint' or 'training workdir, step N (EMA)'
   config: ml_collections.ConfigDict | None = None  # a training workdir's config
   ema_variables: dict[str, Any] | None = None  # a training workdir's EMA weights (both sets are read)
+  label_names: tuple[str, ...] | None = None  # a training workdir's class names (its dataset.json), when recorded
 
 
 def read_training_config(directory: str | Path) -> tuple[ml_collections.ConfigDict, ModelSpec]:
@@ -49,6 +51,17 @@ def read_training_config(directory: str | Path) -> tuple[ml_collections.ConfigDi
     config = ml_collections.ConfigDict(json.loads(path.read_text()))
     return config, model_spec_from_config(config)
   except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    raise CheckpointError(f"cannot read {path}: {e}") from None
+
+
+def read_dataset_info(directory: str | Path) -> DatasetInfo | None:
+  """The dataset a training workdir recorded (``dataset.json``), or None for a workdir written before it was."""
+  path = Path(directory) / DATASET_FILE
+  if not path.is_file():
+    return None
+  try:
+    return DatasetInfo.from_dict(json.loads(path.read_text()))
+  except (OSError, ValueError, KeyError, TypeError) as e:
     raise CheckpointError(f"cannot read {path}: {e}") from None
 
 
@@ -73,8 +86,10 @@ def load_checkpoint(directory: str | Path, *, ema: bool = False, sharding: Any =
   raw = {"params": state["params"], "batch_stats": state["batch_stats"]}
   averaged = {"params": state["ema_params"], "batch_stats": state["ema_batch_stats"]}
   num_classes = int(raw["params"]["classifier"]["kernel"].shape[-1]) if "classifier" in raw["params"] else 0
+  info = read_dataset_info(path)
   return Loaded(create_model(spec, num_classes, **model_kwargs), averaged if ema else raw, spec, num_classes,
-                config.get("dataset"), f"training workdir, step {step}{' (EMA)' if ema else ''}", config, averaged)
+                config.get("dataset"), f"training workdir, step {step}{' (EMA)' if ema else ''}", config, averaged,
+                info.label_names if info is not None else None)
 
 
 def load(directory: str | Path, *, ema: bool = False,
@@ -104,9 +119,13 @@ def preprocess(paths: Sequence[str], resolution: int, crop_pct: float | None = N
   return np.stack(images).astype(np.float32)
 
 
-def class_names(num_classes: int, dataset: str | None = None) -> list[str]:
-  """Names for the classifier's outputs: ImageNet-1k wnids from TFDS's label file (offline), with WordNet lemmas
-  when timm's copy is installed; a training dataset's own label names; else 'class k'."""
+def class_names(num_classes: int, dataset: str | None = None,
+                label_names: Sequence[str] | None = None) -> list[str]:
+  """Names for the classifier's outputs: the names a training workdir recorded (`label_names`, e.g. an image
+  folder's class folders); ImageNet-1k wnids from TFDS's label file (offline), with WordNet lemmas when timm's
+  copy is installed; a training dataset's own label names; else 'class k'."""
+  if label_names and len(label_names) == num_classes:
+    return list(label_names)
   if num_classes == IMAGENET_CLASSES and dataset in (None, "imagenet2012"):
     labels = importlib.resources.files("tensorflow_datasets") / "datasets" / "imagenet2012" / "labels.txt"
     wnids = labels.read_text().split()
@@ -118,7 +137,7 @@ def class_names(num_classes: int, dataset: str | None = None) -> list[str]:
       if lemma_file.is_file():
         lemmas = dict(line.split("\t", 1) for line in lemma_file.read_text().splitlines() if "\t" in line)
     return [f"{w} ({lemmas[w]})" if w in lemmas else w for w in wnids]
-  if dataset:
+  if dataset and not data.is_folder(dataset):  # a folder is not scanned (and prepared) again for its names
     try:
       names = data.dataset_info(dataset).label_names
       if names and len(names) == num_classes:

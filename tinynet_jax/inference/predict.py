@@ -19,7 +19,7 @@ def predict(checkpoint: str, images: Sequence[str], *, top: int = 5, ema: bool =
   pixels = preprocess(images, loaded.spec.resolution)
   logits = jax.jit(lambda v, x: loaded.model.apply(v, x, train=False))(loaded.variables, pixels)
   probabilities = np.asarray(jax.nn.softmax(logits, axis=-1))
-  names = class_names(loaded.num_classes, loaded.dataset)
+  names = class_names(loaded.num_classes, loaded.dataset, loaded.label_names)
   results = []
   for path, p in zip(images, probabilities):
     order = np.argsort(-p, kind="stable")[:min(top, loaded.num_classes)]

@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       raise TinynetError(f"--class {args.class_index} is out of range for {loaded.num_classes} classes")
     pixels, display = display_image(args.image, loaded.spec.resolution)
     maps, classes = activation_maps(loaded.model, loaded.variables, pixels, args.class_index, args.method)
-    name = class_names(loaded.num_classes, loaded.dataset)[int(classes[0])]
+    name = class_names(loaded.num_classes, loaded.dataset, loaded.label_names)[int(classes[0])]
     panels.append({"picture": overlay(display, maps[0]),
                    "title": f"{loaded.spec.label} ({loaded.spec.resolution} px)\n{args.method}: {name}"})
   write_figure(panels, args.out)

@@ -50,6 +50,14 @@ def apply_whole_images(config: ml_collections.ConfigDict) -> None:
   config.augment.update(WHOLE_IMAGES["augment"])
 
 
+def folder_options() -> dict[str, Any]:
+  """dataset=folder:PATH's options (`tinynet_jax.data.folder`), unset = its defaults: split rule of a single
+  <class>/ folder (validation_fraction 0.2, split_seed 0), and whether unreadable images are left out (with a
+  warning) instead of stopping the run."""
+  return dict(validation_fraction=config_dict.placeholder(float), split_seed=config_dict.placeholder(int),
+              skip_corrupt=config_dict.placeholder(bool))
+
+
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
   """``'model=tinynet_a,dataset=digits,runlocal'`` -> ConfigDict, typed by `defaults` (big_vision style).
 
@@ -105,7 +113,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset_options = ml_collections.ConfigDict(dict(
       num_classes=config_dict.placeholder(int), num_train=config_dict.placeholder(int),
       num_eval=config_dict.placeholder(int), train_split=config_dict.placeholder(str),
-      eval_split=config_dict.placeholder(str), in_memory=config_dict.placeholder(bool)))
+      eval_split=config_dict.placeholder(str), in_memory=config_dict.placeholder(bool), **folder_options()))
   # Schedule. Each duration (total length, warm-up, decay period) is given in one unit, steps, epochs or
   # examples (big_vision's convention; see `schedule_lengths`); the recipe sets the epochs. total_steps, when
   # set, overrides the total's other unit (how a command line shortens any run).

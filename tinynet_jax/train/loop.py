@@ -14,6 +14,7 @@ from tinynet_jax import data
 from tinynet_jax.checkpoints.training import Checkpointer
 from tinynet_jax.costs import count_macs, count_params
 from tinynet_jax.data import ondevice
+from tinynet_jax.data.types import DATASET_FILE
 from tinynet_jax.errors import TinynetError
 from tinynet_jax.files import atomic_write_json
 from tinynet_jax.train import parallel
@@ -51,7 +52,8 @@ def compile_for(config) -> None:
 
 def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   """Trains (resuming from the newest checkpoint in `workdir`), evaluates raw and EMA weights, and writes
-  ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and ``final_metrics.json`` there.
+  ``config.json``, ``dataset.json`` (sizes, class names), ``metrics.jsonl``, ``checkpoints/`` and
+  ``final_metrics.json`` there.
 
   Returns the final metrics; ``{"preempted": True, ...}`` when SIGTERM stopped the run after a checkpoint.
   """
@@ -73,6 +75,7 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   workdir.mkdir(parents=True, exist_ok=True)
   if process_index == 0:
     atomic_write_json(workdir / CONFIG_FILE, config.to_dict())
+    atomic_write_json(workdir / DATASET_FILE, info.to_dict())
 
   mesh = parallel.make_mesh()
   resident = resident_dataset(config, mesh) if config.data_on_device else None

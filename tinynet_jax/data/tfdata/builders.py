@@ -86,8 +86,8 @@ def open_tfds(name: str, data_dir: str | None):
       builder = tfds.builder(name, data_dir=data_dir)
   except Exception as e:  # DatasetNotFoundError, bad config names, ...
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    raise DataError(f"unknown dataset {name!r}: neither one of {', '.join(DATASETS)} nor a TFDS dataset "
-                    f"({first})") from None
+    raise DataError(f"unknown dataset {name!r}: neither one of {', '.join(DATASETS)}, folder:PATH nor a TFDS "
+                    f"dataset ({first})") from None
   features = builder.info.features
   if not (isinstance(features, tfds.features.FeaturesDict) and "image" in features and "label" in features
           and isinstance(features["image"], tfds.features.Image)

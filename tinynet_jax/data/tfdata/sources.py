@@ -21,8 +21,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tinynet_jax.data import folder
 from tinynet_jax.data.types import DatasetInfo
-from tinynet_jax.data.tfdata import builders, digit_mosaic, digits, imagenet100
+from tinynet_jax.data.tfdata import builders, digit_mosaic, digits, image_folder, imagenet100
 from tinynet_jax.data.tfdata.tfenv import tf, tfds
 from tinynet_jax.errors import DataError
 
@@ -33,7 +34,9 @@ _TABLES: collections.OrderedDict = collections.OrderedDict()  # (data_dir, split
 _MAX_TABLES = 2
 
 
-def _builder(name: str, data_dir: str | None):
+def _builder(name: str, data_dir: str | None, folder_options: dict):
+  if folder.is_folder(name):
+    return image_folder.builder(name[len(folder.PREFIX):], data_dir, folder_options)
   if name == "digits":
     return digits.builder(data_dir)
   if name == "digit_mosaic":
@@ -174,14 +177,15 @@ def _default_eval_split(builder, prepared: bool) -> str:
 
 
 def open_source(name: str, data_dir: str | None, options: dict) -> Source:
-  unknown = set(options) - set(OPTIONS)
+  known = OPTIONS + (folder.OPTIONS if folder.is_folder(name) else ())
+  unknown = set(options) - set(known)
   if unknown:
     raise DataError(f"unknown option(s) for dataset {name!r}: {', '.join(sorted(unknown))} "
-                    f"(known: {', '.join(OPTIONS)})")
+                    f"(known: {', '.join(known)})")
   in_memory = options.get("in_memory")
   if in_memory is not None and not isinstance(in_memory, bool):
     raise DataError(f"option in_memory must be True, False or None, got {in_memory!r}")
-  builder = _builder(name, data_dir)
+  builder = _builder(name, data_dir, {k: v for k, v in options.items() if k in folder.OPTIONS})
   prepared = builder.is_prepared()
   return Source(name, builder, options.get("train_split", "train"),
                 options.get("eval_split") or _default_eval_split(builder, prepared), in_memory, prepared)
