@@ -199,6 +199,7 @@ TRAIN = ["--config.batch_size=16", "--config.total_steps=30", "--config.warmup_e
          "--config.eval_every_steps=30", "--config.checkpoint_every_steps=1000"]
 
 
+@slow  # ~70 s on 2 cores (one model's compile on 8 devices): CI's 12-minute budget leaves no room for it
 def test_train_evaluate_and_predict_on_a_folder(tmp_path, cli, monkeypatch):
   """The expensive path, once: CLI training (one model's compile), configs/eval.py, predict's and cam's class
   names."""
