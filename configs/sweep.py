@@ -1,6 +1,6 @@
 r"""The Rubik's cube search (paper §3): random twists at FLOPs levels -> frontier -> GP formula -> figures.
 
-    python -m tinynet_jax.main --config=configs/sweep.py:demo --workdir=runs/demo           # digits, CPU, minutes
+    python -m tinynet_jax.main --config=configs/sweep.py:demo --workdir=runs/demo           # digit_mosaic, CPU, ~5 min
     python -m tinynet_jax.main --config=configs/sweep.py --workdir=runs/in100               # ImageNet-100, 105 models
     python -m tinynet_jax.main --config=configs/sweep.py:index=7 --workdir=runs/in100       # one model (job arrays)
     python -m tinynet_jax.main --config=configs/sweep.py --config.shard=3/8 --workdir=runs/in100   # a slice
@@ -25,10 +25,10 @@ Choices where the paper is silent (tinynet.md §1.2-1.3, §4.3), each a field be
 * replicates: extra seeds for the best models of each level, so the report can show the seed noise beside the
   spread across models (contract in tinynet_jax.search.results; scheduling them is the runner's part).
 * fig2_models: Fig. 2's study needs several models at one level; the demo draws 3 at its top level, 1 elsewhere.
-* the demo fits with fit_on='auto': 80-step digits runs are noisy enough that the frontier can span fewer than
-  three levels; then each level's best model stands in (the report says which).
-* data_on_device (demo): digits sit on the device and are augmented inside the step, no per-model input
-  pipeline; set it for ImageNet-100 on a GPU/TPU too (uint8 at the base resolution, ~19 GB at 224 px).
+* the demo fits with fit_on='auto' (the frontier, or the best of each level when the frontier spans fewer than
+  three levels): with 2 models a level, top_k would fit every model. The demo and the proxy study train on
+  digit_mosaic, where resolution carries information; data_on_device keeps it on the device (set it for
+  ImageNet-100 on a GPU/TPU too: uint8 at the base resolution, ~19 GB at 224 px).
 
 Cost (estimates, not measurements: no accelerator was available to this project's sessions; see
 docs/performance.md for how to measure). Our imagenet100 has 50,000 training images (500 per class; CMC's
@@ -37,9 +37,9 @@ Sweep models are 0.06-0.87 x B0's MACs; at ~10-20k images/s on one H100 (the bf1
 ~8.9k, and smaller models run faster) that is ~1.5-3 min a model plus ~1 min compile, and ~4-7 H100-hours for
 the 105 models (the paper: 10.4 GPU-days on full ImageNet). A TPU v4-8 slice, fanned out with --config.shard, is
 in the same range.
-The demo: 11 models in 4-5 minutes on a 2-core CPU (README).
+The demo: 12 runs in ~5.4 minutes on a 2-core CPU; the proxy study: 48 runs in ~30 minutes (README).
 
-Arguments (after ':'): demo, index, dataset, per_level, seed. dataset=folder:PATH sweeps an image folder (README,
+Arguments (after ':'): demo, proxy, index, dataset, per_level, seed. dataset=folder:PATH sweeps an image folder (README,
 "Your own data"); with demo it keeps the demo's 32 px base and whole, unflipped images.
 """
 import ml_collections
