@@ -250,13 +250,13 @@ def test_the_sweep_plans_and_records_a_folder(tmp_path):
   config = sweep_config(f"demo,dataset=folder:{root}", shard="0/2")
   config.unlock()
   config.train.data_dir = str(tmp_path / "tfds")
-  config.sweep.update(levels=(0.25, 0.125, 0.0625), d_range=(0.3, 0.35), fig2_models=0, baselines=False,
+  config.sweep.update(levels=(0.25, 0.125, 0.0625), d_range=(0.3, 0.35), fig2_models=0, baselines=False, replicates=0,
                       formula_models=False)
   trainer = FakeTrainer()
-  assert runner.run_sweep(config, tmp_path / "sweep", train_fn=trainer) == {"complete": False, "missing": 1}
+  assert runner.run_sweep(config, tmp_path / "sweep", train_fn=trainer) == {"complete": False, "missing": 3}
   assert all(c.dataset == f"folder:{root}" and c.data_on_device for c in trainer.configs)
   rows = [json.loads(line) for line in (tmp_path / "sweep" / "results.jsonl").read_text().splitlines()]
-  assert len(rows) == 2 and all(r["dataset"] == f"folder:{root}" for r in rows)
+  assert len(rows) == 3 and all(r["dataset"] == f"folder:{root}" for r in rows)
 
 
 @slow

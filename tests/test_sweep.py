@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, slow
 from tinynet_jax.errors import SearchError
 from tinynet_jax.search import runner
 from tinynet_jax.search.results import read_results
@@ -221,6 +221,8 @@ def test_a_workdir_holds_one_sweep(analyses, tmp_path):
 
 # ---- one real sweep ------------------------------------------------------------------------------------------
 
+# The real sweep's tests are opt-in (TINYNET_SLOW_TESTS=1): ~4 minutes on 2 cores (9 networks compiled), which
+# CI's 12-minute pytest budget no longer holds; the runner's bookkeeping runs above with the fake trainer.
 @pytest.fixture(scope="module")
 def real_sweep(tmp_path_factory):
   """The tiny demo sweep, really trained, in a real `python -m tinynet_jax.main` process."""
@@ -232,6 +234,7 @@ def real_sweep(tmp_path_factory):
   return workdir, out, err
 
 
+@slow
 def test_the_sweep_trains_every_model_once_and_writes_results_formula_figures_and_report(real_sweep):
   workdir, out, err = real_sweep
   plan = json.loads((workdir / "sweep.json").read_text())
@@ -255,12 +258,12 @@ def test_the_sweep_trains_every_model_once_and_writes_results_formula_figures_an
   report = (workdir / "report.md").read_text()
   assert "digits" in report and "fig6_accuracy_vs_flops.png" in report
   assert "Seed σ = " in report and "Seed noise: not measured" not in report  # the replicates' pooled sigma
-  assert (workdir / "xla_cache").is_dir() and any((workdir / "xla_cache").iterdir())
   assert f"report: {workdir / 'report.md'}" in out
   assert "[sweep 12/12]" in err  # the progress line of the last run
   assert not [p for p in workdir.iterdir() if p.name.startswith(".")]  # no temp files left behind
 
 
+@slow
 def test_formula_cli_reads_the_sweeps_fit(real_sweep, cli):
   workdir = real_sweep[0]
   formula = json.loads((workdir / "formula.json").read_text())
@@ -273,6 +276,7 @@ def test_formula_cli_reads_the_sweeps_fit(real_sweep, cli):
   assert "--config.base_resolution=32" in model["command"]
 
 
+@slow
 def test_analyze_cli_over_the_results_file(real_sweep, cli, tmp_path):
   workdir = real_sweep[0]
   code, out, err = cli("tinynet_jax.analyze", workdir / "results.jsonl", "--out", tmp_path, "--fit-on", "level_best")
@@ -280,6 +284,7 @@ def test_analyze_cli_over_the_results_file(real_sweep, cli, tmp_path):
   assert (tmp_path / "report.md").exists() and (tmp_path / "formula.json").exists()
 
 
+@slow
 def test_the_rubiks_cube_colab_opens_the_sweep(real_sweep):
   """colabs/rubiks_cube.ipynb, headless, on this test's finished sweep (it trains only when there is none)."""
   from test_colabs import execute

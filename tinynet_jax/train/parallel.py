@@ -49,11 +49,19 @@ def shard_step(step_fn: Callable, mesh, *, donate_state: bool, options: dict[str
   closed over: closed-over keys are constants of the program, so two seeds of one network would compile two
   programs; as arguments they share one (`WithKeys`).
   """
-  mapped = jax.shard_map(functools.partial(step_fn, **static), mesh=mesh,
+  step = functools.partial(step_fn, **static)
+  if keys is not None:  # the keys travel as raw uint32 key data, replicated like host arrays (multi-process)
+    def step(*args, _step=step):
+      *rest, data = args
+      return _step(*rest, {k: jax.random.wrap_key_data(v) for k, v in data.items()})
+  mapped = jax.shard_map(step, mesh=mesh,
                          in_specs=(P(), P(AXIS)) + (P(),) * (replicated_args + (keys is not None)),
                          out_specs=P())
   jitted = jax.jit(mapped, donate_argnums=(0,) if donate_state else (), compiler_options=options)
-  return jitted if keys is None else WithKeys(jitted, replicate(mesh, keys))
+  if keys is None:
+    return jitted
+  return WithKeys(jitted, replicate_host_arrays(mesh, {k: np.asarray(jax.random.key_data(v))
+                                                       for k, v in keys.items()}))
 
 
 class WithKeys:
