@@ -228,10 +228,10 @@ def run_sweep(config, workdir: str | Path, *, train_fn: Callable = train_and_eva
     raise SearchError(f"sweep.metric must be one of {', '.join(analysis.METRICS)}, got {s.metric!r}")
   if s.fit_on not in analysis.FIT_ON:
     raise SearchError(f"sweep.fit_on must be one of {', '.join(analysis.FIT_ON)}, got {s.fit_on!r}")
-  if not isinstance(s.replicates, int) or isinstance(s.replicates, bool) or s.replicates < 0:
-    raise SearchError(f"sweep.replicates must be an integer >= 0, got {s.replicates!r}")
-  if not isinstance(s.replicate_top, int) or isinstance(s.replicate_top, bool) or s.replicate_top < 1:
-    raise SearchError(f"sweep.replicate_top must be an integer >= 1, got {s.replicate_top!r}")
+  for field, minimum in (("replicates", 0), ("replicate_top", 1)):
+    value = s[field]
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+      raise SearchError(f"sweep.{field} must be an integer >= {minimum}, got {value!r}")
   workdir = Path(workdir)
   _check_plan_file(workdir / PLAN, plan)
   primary = jax.process_index() == 0
