@@ -36,7 +36,7 @@ class Recipe:
   steps: int = 300
   batch_size: int = 64
   warmup_steps: int = 20
-  lr_per_1024: float = 0.048
+  lr: float = 0.048  # at a global batch of 1024, the paper's
   decay_rate: float = 0.8  # per epoch
   ema_decay: float = 0.99
 
@@ -53,7 +53,7 @@ def gate_config(dataset: str, base: int, r: float, seed: int, recipe: Recipe,
                        ema_decay=recipe.ema_decay, log_every_steps=recipe.steps,
                        checkpoint_every_steps=recipe.steps)
   set_duration(config, "warmup", steps=recipe.warmup_steps)
-  config.lr_per_1024 = recipe.lr_per_1024
+  config.lr, config.lr_batch_size = recipe.lr, 1024
   config.drop_rate = 0.0
   config.eval_every_steps = recipe.steps
   return config

@@ -9,10 +9,11 @@ r"""Train one network with the paper's recipe (or timm's RandAugment one).
 Arguments (after ':'): model (zoo name) or r/d/w [rules], dataset (a name, or folder:PATH: README, "Your own
 data"), recipe (paper | ra), runlocal (a short run with small batches for a laptop). Any field can then be overridden with --config.field=value.
 
-Recipes (tinynet.md §4): `paper` = the official MindSpore trainer (RMSProp TF-style, lr 0.048 per 1024
-images, 3 warmup epochs, x0.97 every 2.4 epochs, 450 epochs, wd 1e-5, smoothing 0.1, EMA 0.9999, dropout 0.2,
+Recipes (tinynet.md §4): `paper` = the official MindSpore trainer (RMSProp TF-style, lr 0.048 at a global
+batch of 1024, 3 warmup epochs, x0.97 every 2.4 epochs, 450 epochs, wd 1e-5, smoothing 0.1, EMA 0.9999, dropout 0.2,
 drop path 0 / 0.1 for TinyNet-B); `ra` = timm's rand-m9-mstd0.5 + random erasing 0.2 + drop path 0.2
-("TinyNet-A + RA 77.7%"). Expected ImageNet top-1 (EMA, 450 epochs): the paper's, as the zoo records them
+("TinyNet-A + RA 77.7%"), at timm's lr 0.048 per global batch 768 (2 x 384). Both scale the LR
+linearly to --config.batch_size. Expected ImageNet top-1 (EMA, 450 epochs): the paper's, as the zoo records them
 (`python -m tinynet_jax.flops`).
 """
 from tinynet_jax.train.config import apply_recipe, apply_short_schedule, apply_whole_images, base_config, parse_arg

@@ -34,12 +34,27 @@ def test_config_builds(name, arg):
 
 def test_recipes_read_like_the_paper():
   paper = load("train").get_config("model=tinynet_b")
-  assert (paper.optimizer, paper.lr_per_1024, paper.opt_eps, paper.weight_decay) == ("rmsprop_tf", 0.048, 1e-3, 1e-5)
+  assert (paper.optimizer, paper.lr, paper.lr_batch_size, paper.opt_eps, paper.weight_decay) == (
+      "rmsprop_tf", 0.048, 1024, 1e-3, 1e-5)
   assert (paper.warmup_epochs, paper.decay_epochs, paper.decay_rate, paper.num_epochs) == (3, 2.4, 0.97, 450)
   assert (paper.ema_decay, paper.drop_rate, paper.drop_path_rate, paper.label_smoothing) == (0.9999, 0.2, 0.1, 0.1)
   assert load("train").get_config("model=tinynet_c").drop_path_rate == 0.0
   ra = load("train").get_config("recipe=ra")
   assert (ra.augment.randaugment, ra.augment.random_erasing, ra.drop_path_rate) == ("rand-m9-mstd0.5", 0.2, 0.2)
+
+
+def test_each_recipe_trains_at_its_reference_lr():
+  """The peak LR, from the commands behind each recipe (tinynet.md §4): the official trainer's --lr 0.048 at
+  8 GPUs x 128, timm's RA command's --lr .048 at 2 x 384 (768), each scaled linearly to the run's batch."""
+  from tinynet_jax.train.config import schedule_lengths
+  from tinynet_jax.train.optim import make_optimizer
+  for recipe, batch, peak in [("paper", 1024, 0.048), ("paper", 768, 0.036), ("ra", 768, 0.048),
+                              ("ra", 1024, 0.064), ("ra", 384, 0.024)]:
+    config = load("train").get_config(f"recipe={recipe}")
+    config.batch_size = batch
+    _, schedule = make_optimizer(config, schedule_lengths(config, 1_281_167))
+    after_warmup = 3 * (1_281_167 // batch)  # epoch 3: the base LR x 0.97 ** floor(3 / 2.4)
+    assert float(schedule(after_warmup)) == pytest.approx(peak * 0.97, rel=1e-6), (recipe, batch)
 
 
 def test_imagenet_configs_are_the_zoo():
@@ -77,7 +92,7 @@ def test_sweep_configs_build_and_plan(arg, planned):
   assert spec.resolution == int(config.train.base_resolution * plan.models[0].r)
 
 
-# The recipe's arithmetic, written out: base LR lr_per_1024 * batch / 1024; warm-up from 1e-6, linear per epoch;
+# The recipe's arithmetic, written out: base LR lr * batch / lr_batch_size; warm-up from 1e-6, linear per epoch;
 # then x decay_rate every decay_epochs (per-epoch steps). steps_per_epoch = num_train // batch.
 def _recipe_lr(step, *, spe, lr, warmup, every, rate):
   epoch = step // spe
@@ -117,7 +132,7 @@ def test_existing_configs_keep_their_lr_schedule(which, num_train, lengths, expe
   for step, value in expected.items():
     assert float(schedule(step)) == pytest.approx(value, rel=1e-5), step  # float32 powers: 0.97 ** 187
   spe = lengths[0]  # the closed form agrees at every step of the first few epochs too, the old code exactly
-  lr = config.lr_per_1024 * config.batch_size / 1024
+  lr = config.lr * config.batch_size / config.lr_batch_size
   for step in [*range(0, 6 * spe, max(1, spe // 7)), *expected]:
     want = _recipe_lr(step, spe=spe, lr=lr, warmup=config.warmup_epochs, every=config.decay_epochs,
                       rate=config.decay_rate)
@@ -237,3 +252,14 @@ def test_the_demo_warms_up_per_step_then_decays_per_epoch():
   assert float(schedule(0)) < float(schedule(5)) < lr  # ramps step by step, not once per epoch
   for step, value in {10: lr, 88: lr, 89: lr * 0.8, 149: lr * 0.8}.items():
     assert float(schedule(step)) == pytest.approx(value, rel=1e-5), step
+
+
+@pytest.mark.parametrize("backend, name, expected", [("gpu", "auto", "bfloat16"), ("tpu", "auto", "bfloat16"),
+                                                     ("cpu", "auto", "float32"), ("gpu", "float32", "float32")])
+def test_bf16_is_the_accelerator_default_and_float32_turns_it_off(backend, name, expected, monkeypatch):
+  """README: dtype=auto is bfloat16 on GPU/TPU (a speed deviation from the fp32 official trainer); float32 off."""
+  import jax
+  import jax.numpy as jnp
+  from tinynet_jax.train.engine import compute_dtype
+  monkeypatch.setattr(jax, "default_backend", lambda: backend)
+  assert jnp.dtype(compute_dtype(name)).name == expected

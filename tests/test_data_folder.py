@@ -194,7 +194,7 @@ def test_a_bad_folder_on_the_command_line_exits_2_with_one_line(tmp_path, cli):
 TINY = ["--config.r=0.25", "--config.d=0.3", "--config.w=0.25", "--config.model=", "--config.base_resolution=64"]
 # 30 steps of 16 images (18 train images): the colours are learnt (2/3 of the 6 validation images); cross-replica
 # BN, as 8 fake devices would leave each replica's statistics 2 images.
-TRAIN = ["--config.batch_size=16", "--config.total_steps=30", "--config.warmup_epochs=0", "--config.lr_per_1024=0.5",
+TRAIN = ["--config.batch_size=16", "--config.total_steps=30", "--config.warmup_epochs=0", "--config.lr=0.5",
          "--config.ema_decay=0.5", "--config.drop_rate=0", "--config.sync_bn=True", "--config.log_every_steps=10",
          "--config.eval_every_steps=30", "--config.checkpoint_every_steps=1000"]
 

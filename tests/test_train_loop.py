@@ -115,7 +115,7 @@ def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkp
   # A checkpoint every step: step 1's loss is finite (the initial weights), then the 1e30 learning rate blows
   # the loss up, so a good checkpoint exists to be kept (every 2 steps, none would: a check that cannot fail).
   args = flags(tmp_path, "--config.total_steps=12", "--config.checkpoint_every_steps=1",
-               "--config.lr_per_1024=1e30", "--config.warmup_epochs=0", "--config.opt_eps=1e-30",
+               "--config.lr=1e30", "--config.warmup_epochs=0", "--config.opt_eps=1e-30",
                "--config.dataset_options.num_train=256", "--config.dataset_options.num_eval=16",
                "--config.dataset_options.num_classes=10")
   code, _, err = cli("tinynet_jax.main", *args)

@@ -144,7 +144,7 @@ def theirs(spec: ModelSpec, mode: str, timm_mode: str, *, batch: int, dtype: str
                                     enabled=amp_dtype is not None)
   if mode == "train":
     model.train()
-    optimizer = RMSpropTF(model.parameters(), lr=PAPER["lr_per_1024"] * batch / 1024, alpha=PAPER["rms_decay"],
+    optimizer = RMSpropTF(model.parameters(), lr=PAPER["lr"] * batch / PAPER["lr_batch_size"], alpha=PAPER["rms_decay"],
                           eps=PAPER["opt_eps"], momentum=PAPER["momentum"], weight_decay=PAPER["weight_decay"])
     loss_fn = LabelSmoothingCrossEntropy(PAPER["label_smoothing"])
     ema = ModelEmaV3(model, decay=PAPER["ema_decay"])

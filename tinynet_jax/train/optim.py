@@ -61,7 +61,7 @@ def rmsprop_tf(learning_rate: optax.ScalarOrSchedule, *, decay: float = 0.9, mom
 def make_optimizer(config, lengths: ScheduleLengths) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """The optimizer named by ``config.optimizer`` with the recipe's step-decay schedule over `lengths`
   (`tinynet_jax.train.config.schedule_lengths`)."""
-  base_lr = config.lr_per_1024 * config.batch_size / 1024  # linear scaling with the global batch
+  base_lr = config.lr * config.batch_size / config.lr_batch_size  # linear scaling with the global batch
   schedule = step_decay_schedule(base_lr=base_lr, warmup=lengths.warmup, warmup_lr=config.warmup_lr,
                                  decay=lengths.decay, decay_rate=config.decay_rate)
   if config.optimizer == "rmsprop_tf":
