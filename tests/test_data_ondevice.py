@@ -111,3 +111,24 @@ def test_digits_resident_arrays_are_the_stored_train_split():
   info = data.dataset_info("digits")
   assert images.shape == (info.num_train, 32, 32, 3) and images.dtype == np.uint8
   assert np.bincount(labels).min() > 100 and images.max() == 255
+
+
+@pytest.mark.parametrize("flip, jitter", [(False, 0.0), (True, 0.4)])
+def test_the_whole_image_fast_path_equals_the_per_example_crop(flip, jitter, monkeypatch):
+  """A pinned crop (scale and ratio 1) resizes the batch at once; it must equal the sampled-window path, with
+  flips and jitter drawn as before."""
+  images = jnp.asarray(_images(n=6, size=32))
+  augment = data.Augment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip=flip, color_jitter=jitter)
+  fast = ondevice.augment_batch(images, jnp.arange(6), jax.random.key(5), augment=augment, resolution=21)
+  monkeypatch.setattr(ondevice, "whole_image_crop", lambda *args: False)
+  slow = ondevice.augment_batch(images, jnp.arange(6), jax.random.key(5), augment=augment, resolution=21)
+  assert fast.shape == (6, 21, 21, 3)
+  np.testing.assert_allclose(np.asarray(fast), np.asarray(slow), atol=2e-5)
+
+
+def test_the_fast_path_is_only_taken_when_the_crop_is_the_whole_image():
+  assert ondevice.whole_image_crop(PLAIN, 32, 32)
+  assert not ondevice.whole_image_crop(PLAIN, 32, 40)  # the ratio clamp crops a non-square image
+  assert not ondevice.whole_image_crop(data.Augment(), 32, 32)  # the paper's random-resized crop
+  assert not ondevice.whole_image_crop(data.Augment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0),
+                                                    interpolation="random"), 32, 32)

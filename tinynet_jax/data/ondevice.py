@@ -93,17 +93,38 @@ def _color_jitter(image: jax.Array, strength: float, key: jax.Array) -> jax.Arra
   return image
 
 
-def augment_example(image: jax.Array, key: jax.Array, *, augment: Augment, resolution: int) -> jax.Array:
-  """uint8 (H, W, 3) -> float32 (res, res, 3), normalised."""
+def whole_image_crop(augment: Augment, height: int, width: int) -> bool:
+  """Whether the crop always takes the whole image (scale and ratio pinned to 1 on a square image, one
+  interpolation), so that every example is resized alike (digits, digit_mosaic)."""
+  return (tuple(augment.crop_scale) == (1.0, 1.0) and tuple(augment.crop_ratio) == (1.0, 1.0)
+          and height == width and augment.interpolation != "random")
+
+
+def _resize_whole(images: jax.Array, resolution: int, method: str) -> jax.Array:
+  """uint8 (B, H, W, 3) -> float32 (B, res, res, 3): `_crop_resize` of the whole window, one static resize for
+  the batch. The same arithmetic; with no per-example window XLA:CPU compiles the train step ~4 core-seconds
+  faster and runs it ~10% faster (docs/performance.md)."""
+  images = images.astype(jnp.float32)
+  size = images.shape[1]
+  scale = jnp.asarray([resolution / size, resolution / size], jnp.float32)
+  return jax.image.scale_and_translate(images, (images.shape[0], resolution, resolution, images.shape[-1]),
+                                       (1, 2), scale, jnp.zeros(2, jnp.float32), method=method, antialias=True)
+
+
+def augment_example(image: jax.Array, key: jax.Array, *, augment: Augment, resolution: int,
+                    resized: bool = False) -> jax.Array:
+  """uint8 (H, W, 3) -> float32 (res, res, 3), normalised; `resized`: `image` is already the whole image
+  resized to res (float32), so the crop is skipped (`whole_image_crop`)."""
   height, width = image.shape[:2]
   image = image.astype(jnp.float32)
-  window = sample_crop(jax.random.fold_in(key, _CROP), height, width, augment.crop_scale, augment.crop_ratio)
-  if augment.interpolation == "random":
-    bicubic = jax.random.uniform(jax.random.fold_in(key, _INTERPOLATION)) < 0.5
-    image = jnp.where(bicubic, _crop_resize(image, window, resolution, "cubic"),
-                      _crop_resize(image, window, resolution, "linear"))
-  else:
-    image = _crop_resize(image, window, resolution, _METHODS[augment.interpolation])
+  if not resized:
+    window = sample_crop(jax.random.fold_in(key, _CROP), height, width, augment.crop_scale, augment.crop_ratio)
+    if augment.interpolation == "random":
+      bicubic = jax.random.uniform(jax.random.fold_in(key, _INTERPOLATION)) < 0.5
+      image = jnp.where(bicubic, _crop_resize(image, window, resolution, "cubic"),
+                        _crop_resize(image, window, resolution, "linear"))
+    else:
+      image = _crop_resize(image, window, resolution, _METHODS[augment.interpolation])
   image = jnp.clip(image, 0.0, 255.0)
   if augment.flip:
     image = jnp.where(jax.random.uniform(jax.random.fold_in(key, _FLIP)) < 0.5, image[:, ::-1], image)
@@ -119,4 +140,8 @@ def augment_batch(images: jax.Array, positions: jax.Array, key: jax.Array, *, au
   """Augments uint8 (B, H, W, 3) rows; row i's draws come from ``fold_in(key, positions[i])``."""
   check_augment(augment)
   keys = jax.vmap(lambda p: jax.random.fold_in(key, p))(positions.astype(jnp.uint32))
-  return jax.vmap(lambda x, k: augment_example(x, k, augment=augment, resolution=resolution))(images, keys)
+  resized = whole_image_crop(augment, *images.shape[1:3])
+  if resized:
+    images = _resize_whole(images, resolution, _METHODS[augment.interpolation])
+  return jax.vmap(lambda x, k: augment_example(x, k, augment=augment, resolution=resolution, resized=resized))(
+      images, keys)
