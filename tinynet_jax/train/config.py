@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 import ml_collections
 from ml_collections import config_dict
 
-from tinynet_jax.errors import ConfigError
+from tinynet_jax.errors import ConfigError, TinynetError
 from tinynet_jax.arch import RULES, ModelSpec, model_spec
 from tinynet_jax.data.types import INTERPOLATIONS, parse_randaugment
 
@@ -90,7 +90,8 @@ def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
       try:
         value = kind(value)
       except ValueError:
-        raise ConfigError(f"config argument {key}={value!r} is not a {kind.__name__}") from None
+        wanted = "an integer" if kind is int else "a number"
+        raise ConfigError(f"config argument {key}={value!r} is not {wanted}") from None
     result[key] = value
   return result
 
@@ -283,12 +284,16 @@ def schedule_lengths(config, num_train: int) -> ScheduleLengths:
 class Rule:
   """What a field may hold: `accepts(value)` is true for a good value and `allowed` says which those are, for
   the error ``<field> must be <allowed>, got <value>``. An `accepts` that raises a TinynetError (a library's own
-  check, e.g. of a RandAugment string) explains the problem itself."""
+  check, e.g. of a RandAugment string) explains the problem itself: ``<field>: <its message>``."""
   allowed: str
   accepts: Callable[[Any], bool]
 
   def check(self, name: str, value: Any) -> None:
-    if not self.accepts(value):
+    try:
+      good = self.accepts(value)
+    except TinynetError as e:
+      raise ConfigError(str(e) if str(e).startswith(name + " ") else f"{name}: {e}") from None
+    if not good:
       raise ConfigError(f"{name} must be {self.allowed}, got {value!r}")
 
 
