@@ -75,7 +75,10 @@ def sweep_fields(**overrides) -> ml_collections.ConfigDict:
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, demo=False, proxy=False, index=-1, dataset="", per_level=0, seed=0)
+  # None unless given: a value given is used or refused (index=-5, per_level=0, dataset= are errors).
+  arg = parse_arg(arg, demo=False, proxy=False, index=config_dict.placeholder(int),
+                  dataset=config_dict.placeholder(str), per_level=config_dict.placeholder(int),
+                  seed=config_dict.placeholder(int))
   if arg.demo and arg.proxy:
     raise ConfigError("choose one of demo, proxy")
   config = ml_collections.ConfigDict()
@@ -117,12 +120,13 @@ def get_config(arg=None):
     train.dataset = "imagenet100"  # base_config's paper recipe, cut to 30 epochs
     apply_short_schedule(train, batch_size=512, num_epochs=30.0, decay_rate=0.9, ema_decay=0.999,
                          log_every_steps=50, checkpoint_every_steps=500)
-  if arg.dataset:
+  if arg.dataset is not None:
     train.dataset = arg.dataset
-  if arg.per_level:
+  if arg.per_level is not None:
     config.sweep.per_level = arg.per_level
-  config.sweep.seed = arg.seed
-  if arg.index >= 0:
+  if arg.seed is not None:
+    config.sweep.seed = arg.seed
+  if arg.index is not None:
     config.index = arg.index
   train.model = ""
   config.train = train

@@ -16,20 +16,27 @@ drop path 0 / 0.1 for TinyNet-B); `ra` = timm's rand-m9-mstd0.5 + random erasing
 linearly to --config.batch_size. Expected ImageNet top-1 (EMA, 450 epochs): the paper's, as the zoo records them
 (`python -m tinynet_jax.flops`).
 """
+from ml_collections import config_dict
+
 from tinynet_jax.train.config import apply_recipe, apply_short_schedule, apply_whole_images, base_config, parse_arg
 
 
 def get_config(arg=None):
-  arg = parse_arg(arg, model="tinynet_a", r=0.0, d=0.0, w=0.0, rules="tinynet", dataset="imagenet2012",
-                  recipe="paper", runlocal=False)
-  config = base_config()
-  apply_recipe(config, arg.recipe, model=arg.model)
-  config.rules = arg.rules
-  if arg.r or arg.d or arg.w:
+  # model, r/d/w and rules are None unless given, so that a value given is used (r=0 is an error, not "no r") and
+  # a model given with r/d/w, or rules with a zoo model, is refused (train.config.check_config) and not dropped.
+  arg = parse_arg(arg, model=config_dict.placeholder(str), r=config_dict.placeholder(float),
+                  d=config_dict.placeholder(float), w=config_dict.placeholder(float),
+                  rules=config_dict.placeholder(str), dataset="imagenet2012", recipe="paper", runlocal=False)
+  knobs = [arg[k] for k in ("r", "d", "w")]
+  config = base_config()  # model tinynet_a
+  if any(v is not None for v in knobs):
     config.model = ""
-    config.r, config.d, config.w = arg.r or 1.0, arg.d or 1.0, arg.w or 1.0
-  else:
+    config.r, config.d, config.w = (1.0 if v is None else v for v in knobs)
+  if arg.model is not None:
     config.model = arg.model
+  if arg.rules is not None:
+    config.rules = arg.rules
+  apply_recipe(config, arg.recipe, model=config.model)
   config.dataset = arg.dataset
   if arg.dataset == "digits":  # whole, unflipped images (train.config.WHOLE_IMAGES) at a reduced resolution
     apply_whole_images(config)

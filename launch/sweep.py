@@ -67,7 +67,8 @@ def main(argv=None) -> int:
   if bad:
     parser.error(f"unrecognized arguments: {' '.join(bad)} (only --config.field=value overrides pass through)")
   config = load_config(args.config, overrides)
-  from tinynet_jax.search.runner import make_plan
+  from tinynet_jax.search.runner import check_sweep_config, make_plan
+  check_sweep_config(config, process_count=1, device_count=1)  # the batch's split: checked where each command runs
   plan = make_plan(config)
   if args.count:
     print(len(plan.models))

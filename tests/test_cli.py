@@ -101,6 +101,29 @@ def test_convert_bad_input_is_one_line_exit_2_and_writes_nothing(argv, tmp_path,
   assert sorted(os.listdir(tmp_path)) == before
 
 
+# python -m tinynet_jax.main with configs/eval.py: each field is checked before the checkpoint is even opened.
+BAD_EVAL_ARGS = [
+    (["--config=configs/eval.py"], "checkpoint must be a model checkpoint or a training workdir (a path), got ''"),
+    (["--config=configs/eval.py:checkpoint=/nonexistent,dataset=synthetic,batch_size=0"],
+     "batch_size must be a positive integer, got 0"),
+    (["--config=configs/eval.py:checkpoint=/nonexistent,dataset=synthetic,crop_pct=1.5"],
+     "crop_pct must be in (0, 1], got 1.5"),
+    (["--config=configs/eval.py:checkpoint=/nonexistent,dataset=synthetic", "--config.resolution=0"],
+     "resolution must be a positive integer, got 0"),
+    (["--config=configs/eval.py:checkpoint=/nonexistent,dataset=synthetic", "--config.dataset_options.num_eval=0"],
+     "dataset_options.num_eval must be a positive integer, got 0"),
+]
+
+
+@pytest.mark.parametrize("argv, needle", BAD_EVAL_ARGS, ids=[b[1] for b in BAD_EVAL_ARGS])
+def test_eval_config_bad_input_is_one_line_exit_2_and_writes_nothing(argv, needle, tmp_path, capsys, monkeypatch):
+  from conftest import CLI  # the `cli` fixture's runner (this module's `cli` is tinynet_jax.tools.cli)
+  code, out, err = CLI(capsys, monkeypatch)("tinynet_jax.main", *argv, f"--workdir={tmp_path / 'e'}")
+  assert code == 2, err
+  assert err.count("\n") == 1 and err.startswith("python -m tinynet_jax.main: error: ") and needle in err, err
+  assert not any(tmp_path.iterdir())
+
+
 def test_real_process_exit_code_and_no_jax_import_for_flops(run_module, run_python):
   result = run_module("tinynet_jax.flops", "--w", "-1")
   assert result.returncode == 2 and result.stdout == ""

@@ -73,11 +73,168 @@ def test_imagenet_configs_are_the_zoo():
     imagenet.get_config("model=resnet50")
 
 
-@pytest.mark.parametrize("name, arg", [("train", "modle=tinynet_a"), ("train", "recipe=fast"),
-                                       ("train", "runlocal=maybe"), ("imagenet", "model=tinynet_z")])
-def test_bad_config_arguments(name, arg):
-  with pytest.raises(ConfigError):
-    load(name).get_config(arg)
+def check(config, job=None):
+  """The check `python -m tinynet_jax.main` runs on `config` (a `job` config) before anything is written."""
+  from tinynet_jax.inference.evaluate import check_eval_config
+  from tinynet_jax.search.runner import check_sweep_config
+  from tinynet_jax.train.config import check_config
+  {"train": lambda: check_config(config, 1, 1), "sweep": lambda: check_sweep_config(config, 1, 1),
+   "eval": lambda: check_eval_config(config)}[job or config.job]()
+
+
+BAD_ARGUMENTS = [  # (config, argument, needle): refused by get_config or by the check of what it built
+    ("train", "modle=tinynet_a", "unknown config argument 'modle'"), ("train", "recipe=fast", "recipe"),
+    ("train", "runlocal=maybe", "not a boolean"), ("imagenet", "model=tinynet_z", "tinynet_z"),
+    ("train", "r=0", "r must be a finite number > 0, got 0.0"), ("train", "d=-1", "d must be a finite number > 0"),
+    ("train", "w=nan", "w must be a finite number > 0, got nan"), ("train", "r=abc", "r='abc' is not a number"),
+    ("train", "model=tinynet_a,r=0.5", "give either model='tinynet_a' or r/d/w (r=0.5, d=1, w=1), not both"),
+    ("train", "rules=efficientnet", "rules='efficientnet' applies to r/d/w"),
+    ("train", "r=0.5,rules=resnet", "rules must be one of tinynet, efficientnet, got 'resnet'"),
+    ("train", "dataset=", "dataset must be a non-empty string, got ''"),
+    ("train", "model", "config argument model needs a value"),
+    ("train", "runlocal,runlocal", "config argument runlocal is given twice"),
+    ("imagenet", "dataset=", "dataset must be a non-empty string"),
+    ("sweep", "demo,per_level=0", "sweep.per_level must be a positive integer, got 0"),
+    ("sweep", "per_level=-2", "sweep.per_level must be a positive integer, got -2"),
+    ("sweep", "demo,per_level=1.5", "per_level='1.5' is not an integer"),
+    ("sweep", "demo,index=-5", "index must be an integer >= 0, got -5"),
+    ("sweep", "demo,index", "config argument index needs a value"),
+    ("sweep", "demo,dataset=", "train.dataset must be a non-empty string, got ''"),
+    ("sweep", "demo,seed=-1", "sweep.seed must be an integer in [0, 2147483647], got -1"),
+    ("sweep", "demo,proxy", "choose one of demo, proxy"),
+    ("eval", "", "checkpoint must be a model checkpoint or a training workdir (a path), got ''"),
+    ("eval", "checkpoint=x,batch_size=0", "batch_size must be a positive integer, got 0"),
+    ("eval", "checkpoint=x,crop_pct=0", "crop_pct must be in (0, 1], got 0.0"),
+    ("eval", "checkpoint=x,crop_pct=1.5", "crop_pct must be in (0, 1], got 1.5"),
+    ("eval", "checkpoint=x,dataset=", "dataset must be a non-empty string"),
+    ("eval", "checkpoint=x,ema=2", "not a boolean"),
+]
+
+
+@pytest.mark.parametrize("name, arg, needle", BAD_ARGUMENTS, ids=[f"{n}:{a}" for n, a, _ in BAD_ARGUMENTS])
+def test_bad_config_arguments(name, arg, needle):
+  from tinynet_jax.errors import TinynetError
+  with pytest.raises(TinynetError) as info:
+    check(load(name).get_config(arg))
+  assert needle in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+# ---- every field's rule, cheaply: check_config on configs with one bad field (no training, no compile) ----------
+
+NAN, INF = float("nan"), float("inf")
+# Zero, negative, non-finite, out-of-range and wrong-typed values of each field (a config file can set any type;
+# True is a Python int and must not pass for one). Each is refused with a line naming the field and the value.
+BAD_TRAIN_FIELDS = {
+    "job": ["eval"], "model": [None, 3],
+    "r": [0.0, -1.0, NAN, INF, True, "0.5"], "d": [0.0, NAN], "w": [-0.5, True],
+    "rules": ["tiny", None], "base_resolution": [0, -224, 224.0, True, None], "resolution": [0, -1, 1.5, True],
+    "dtype": ["fp32"], "depthwise_impl": ["conv"], "fast_compile": [True, "yes"], "sync_bn": [1, "True", None],
+    "dataset": ["", " ", None, 5], "data_dir": ["", "None", 3], "data_on_device": [0, None],
+    "resident_size": [0, -8, True], "eval_crop_pct": [0.0, 1.5, NAN, True],
+    "dataset_options.num_classes": [0, -1, True, 2.5], "dataset_options.num_train": [0],
+    "dataset_options.num_eval": [-5], "dataset_options.train_split": ["", "None"],
+    "dataset_options.eval_split": [""], "dataset_options.in_memory": [1, "yes"],
+    "dataset_options.validation_fraction": [0.0, 1.0, NAN, True], "dataset_options.split_seed": [1.5, True, "0"],
+    "dataset_options.skip_corrupt": [1, "yes"],
+    "batch_size": [0, -64, 64.0, True, None], "eval_batch_size": [0, True],
+    "total_steps": [0, -1, True, 2.5], "num_epochs": [0.0, -1.0, INF, True], "total_examples": [0, -10],
+    "warmup_steps": [-1, True, 1.5], "warmup_epochs": [-1.0, NAN], "warmup_examples": [-64], "decay_steps": [0],
+    "decay_epochs": [0.0, NAN], "decay_examples": [0],
+    "log_every_steps": [0, True], "eval_every_steps": [0, -1, True], "checkpoint_every_steps": [0, None],
+    "keep_checkpoints": [0, -1], "seed": [-1, 2 ** 32, True, 1.0, None],
+    "recipe": ["fast"], "optimizer": ["adam", None],
+    "momentum": [-0.1, 1.0, NAN, True], "rms_decay": [1.0, -0.5], "opt_eps": [0.0, -1e-3, INF],
+    "weight_decay": [-1e-5, NAN, True], "warmup_lr": [-1e-6, INF], "decay_rate": [0.0, 1.5, NAN, -0.97],
+    "label_smoothing": [1.0, -0.1, True], "exclusive_smoothing": [1, None], "ema_decay": [1.0, -0.1, NAN],
+    "ema_warmup": ["no"], "drop_rate": [1.0, -0.2, NAN], "drop_path_rate": [1.0, -0.1],
+    "augment.crop_scale": [(0.5,), (0.9, 0.5), (0.0, 1.0), (0.5, 1.5), (0.5, NAN), (0.5, True), 0.5, None],
+    "augment.crop_ratio": [(4 / 3, 3 / 4), (0.0, 1.0), (1.0, INF), (1.0,)], "augment.flip": [1, None],
+    "augment.color_jitter": [-0.4, NAN, INF, True], "augment.randaugment": ["rand-x9", "m9", 5],
+    "augment.random_erasing": [-0.1, 1.5, NAN], "augment.interpolation": ["nearest", None],
+}
+BAD_EVAL_FIELDS = {
+    "job": ["train"], "checkpoint": ["", None], "ema": [1, None], "dataset": [""], "data_dir": ["", "None"],
+    "dataset_options.num_classes": [0], "dataset_options.num_eval": [-1, True], "dataset_options.eval_split": [""],
+    "dataset_options.validation_fraction": [1.0], "dataset_options.split_seed": [0.5],
+    "dataset_options.skip_corrupt": ["yes"], "batch_size": [0, -250, True, None], "crop_pct": [0.0, 1.5, NAN],
+    "resolution": [0, -1, True],
+}
+
+
+def with_field(config, name, value):
+  """`config` with field `name` (dotted) set to `value` of any type, as a config file could build it."""
+  import ml_collections
+  fields = config.to_dict()
+  *path, last = name.split(".")
+  node = fields
+  for key in path:
+    node = node[key]
+  node[last] = value
+  return ml_collections.ConfigDict(fields)
+
+
+def cases(table):
+  return [(name, value) for name, values in table.items() for value in values]
+
+
+def assert_refused(config, name, value):
+  from tinynet_jax.errors import TinynetError
+  with pytest.raises(TinynetError) as info:
+    check(with_field(config, name, value), job=config.job)
+  message = str(info.value)  # the field's own rule refused it (not a rule between fields)
+  assert message.startswith((f"{name} must be ", f"{name}: ")) and repr(value) in message, message
+  assert "\n" not in message
+
+
+@pytest.mark.parametrize("name, value", cases(BAD_TRAIN_FIELDS))
+def test_every_training_field_refuses_bad_values(name, value):
+  assert_refused(load("train").get_config("dataset=synthetic"), name, value)
+
+
+@pytest.mark.parametrize("name, value", cases(BAD_EVAL_FIELDS))
+def test_every_eval_field_refuses_bad_values(name, value):
+  assert_refused(load("eval").get_config("checkpoint=x"), name, value)
+
+
+def leaves(config, prefix=""):
+  """The dotted names of `config`'s fields."""
+  for key, value in config.items():
+    if hasattr(value, "items"):
+      yield from leaves(value, prefix + key + ".")
+    else:
+      yield prefix + key
+
+
+def test_every_field_has_a_rule_and_every_config_passes():
+  """A field without a rule is refused (nothing reads it), so each field of the configs must have one; and the
+  tables accept every config the repo ships."""
+  from tinynet_jax.inference.evaluate import EVAL_FIELDS
+  from tinynet_jax.search.runner import SWEEP_FIELDS
+  from tinynet_jax.train.config import TRAIN_FIELDS, base_config
+  assert set(leaves(base_config())) == set(TRAIN_FIELDS)
+  assert set(leaves(load("eval").get_config())) == set(EVAL_FIELDS)
+  sweep = load("sweep").get_config()
+  assert set(leaves(sweep)) == set(SWEEP_FIELDS) | {f"train.{k}" for k in TRAIN_FIELDS}
+  for name, arg in CASES + [("sweep", None), ("sweep", "demo"), ("sweep", "proxy"), ("eval", "checkpoint=x")]:
+    check(load(name).get_config(arg))
+
+
+@pytest.mark.parametrize("fields, needle", [
+    (dict(r=0.5), "give either model='tinynet_a' or r/d/w (r=0.5), not both"),
+    (dict(model="efficientnet_b0", rules="efficientnet"), "rules='efficientnet' applies to r/d/w"),
+    (dict(resident_size=64), "resident_size=64 is the size of device-resident images: set data_on_device=True"),
+    ({"mixup": 0.2}, "unknown config field mixup: nothing reads it"),
+    ({"augment.auto_augment": "v0"}, "unknown config field augment.auto_augment"),
+])
+def test_fields_that_would_be_dropped_are_refused(fields, needle):
+  """A value that the trainer would not read (a model beside r/d/w, rules for a zoo model, a resident size
+  without resident data, a field nothing reads) is an error, not silently dropped."""
+  config = load("train").get_config()
+  for name, value in fields.items():
+    config = with_field(config, name, value)
+  with pytest.raises(ConfigError) as info:
+    check(config)
+  assert needle in str(info.value)
 
 
 @pytest.mark.parametrize("arg, planned", [(None, 5 * 20 + 5), ("demo", 3 * 2), ("demo,per_level=3,seed=2", 9),

@@ -102,7 +102,9 @@ def test_sweep_py_lists_exactly_the_sweeps_models(cli):
 BAD_SWEEP_PY = [(["--config=configs/train.py", "--count"], "not a sweep"),
                 (["--config=configs/sweep.py:demo", "--dry-run"], "--workdir"),
                 (["--config=configs/sweep.py", "--count", "--bogus"], "bogus"),
-                (["--config=configs/no_such_sweep.py", "--count"], "no_such_sweep.py")]
+                (["--config=configs/no_such_sweep.py", "--count"], "no_such_sweep.py"),
+                (["--config=configs/sweep.py:demo,per_level=0", "--count"], "sweep.per_level must be"),
+                (["--config=configs/sweep.py", "--count", "--config.shard=9/8"], "shard must be 'i/n'")]
 # This one runs in a real process too: the exit code and stderr of the process itself (the rest run in this one).
 REAL_PROCESS = {"no_such_sweep.py"}
 

@@ -315,9 +315,21 @@ BAD = [
     ("tinynet_jax.main", ["--config=configs/sweep.py:demo", "--config.shard=2/2"], "shard"),
     ("tinynet_jax.main", ["--config=configs/sweep.py:demo,index=99"], "out of range"),
     ("tinynet_jax.main", ["--config=configs/sweep.py:demo", "--config.sweep.fit_on=best"], "fit_on"),
+    ("tinynet_jax.main", ["--config=configs/sweep.py:demo,per_level=0"],
+     "sweep.per_level must be a positive integer, got 0"),
+    ("tinynet_jax.main", ["--config=configs/sweep.py:demo,index=-5"], "index must be an integer >= 0, got -5"),
+    ("tinynet_jax.main", ["--config=configs/sweep.py:demo,dataset="], "train.dataset must be a non-empty string"),
+    ("tinynet_jax.main", ["--config=configs/sweep.py:demo", "--config.shard="], "shard must be 'i/n'"),
+    ("tinynet_jax.main", ["--config=configs/sweep.py:demo", "--config.sweep.seed=-1"], "sweep.seed must be"),
+    ("tinynet_jax.main", ["--config=configs/sweep.py:demo", "--config.sweep.fig2_level=0.3"],
+     "sweep.fig2_level=0.3 must be one of sweep.levels (0.25, 0.125, 0.0625)"),
+    ("tinynet_jax.main", ["--config=configs/sweep.py:demo", "--config.train.batch_size=0"],
+     "train.batch_size must be a positive integer, got 0"),
+    ("tinynet_jax.main", ["--config=configs/sweep.py:demo", "--config.train.model=tinynet_a"],
+     "train.model='tinynet_a' is set per model by the sweep"),
 ]
 # These run in a real process too: the exit code and stderr of the process itself (the rest run in this one).
-REAL_PROCESS = {"not a FLOPs budget", "not a JSON line"}
+REAL_PROCESS = {"not a FLOPs budget", "not a JSON line", "index must be an integer >= 0, got -5"}
 
 
 @pytest.mark.parametrize("module, args, needle", BAD, ids=[b[2] for b in BAD])
@@ -335,3 +347,49 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(module, args, needle, t
     assert needle in err
     assert not workdir.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.jsonl", "empty.jsonl"]
+
+
+# Each sweep field's rule, cheaply (no plan, no training): zero, negative, non-finite, out-of-range, wrong-typed.
+NAN, INF = float("nan"), float("inf")
+BAD_SWEEP_FIELDS = {
+    "job": ["train"], "title": [""], "index": [-1, True, 1.5], "shard": ["", "None", "2/2", "1", "a/b", 3],
+    "sweep.levels": [(), (0.25, 0.25), (0.0,), (5.0,), (NAN,), (True,), ("a",), 0.5, None],
+    "sweep.per_level": [0, -1, True, 2.5, None],
+    "sweep.r_range": [(1.0, 0.5), (0.5, 0.5), (0.0, 1.0), (0.5,), (0.5, INF), None],
+    "sweep.d_range": [(-1.0, 1.0)], "sweep.w_range": [(0.25, True)],
+    "sweep.tolerance": [0.0, 1.0, NAN, -0.03], "sweep.rules": ["tiny"], "sweep.seed": [-1, True, 2 ** 40],
+    "sweep.flops_classes": [0, True], "sweep.baselines": [1, None], "sweep.tinynets": ["yes"],
+    "sweep.formula_models": [0], "sweep.metric": ["top3"], "sweep.fit_on": ["best", None],
+    "sweep.replicates": [-1, True, 1.5], "sweep.replicate_top": [0, True], "sweep.compilation_cache": [1],
+    "sweep.fig2_level": [0.0, 5.0, NAN, True], "sweep.fig2_models": [-1, True],
+    "train.batch_size": [0], "train.seed": [-1], "train.dataset": [""],
+}
+
+
+@pytest.mark.parametrize("name, value", [(n, v) for n, values in BAD_SWEEP_FIELDS.items() for v in values])
+def test_every_sweep_field_refuses_bad_values(name, value):
+  from test_configs import assert_refused
+  assert_refused(sweep_config(), name, value)
+
+
+@pytest.mark.parametrize("fields, needle", [
+    (dict(fig2_level=0.5), "sweep.fig2_level=0.5 must be one of sweep.levels (0.25, 0.125, 0.0625)"),
+    (dict(fig2_level=None, fig2_models=3), "sweep.fig2_models=3 needs sweep.fig2_level"),
+    (dict(mixup=0.2), "unknown config field sweep.mixup"),
+])
+def test_sweep_values_that_would_be_dropped_are_refused(fields, needle):
+  import ml_collections
+  from tinynet_jax.errors import ConfigError
+  config = sweep_config().to_dict()
+  config["sweep"].update(fields)
+  with pytest.raises(ConfigError) as info:
+    runner.check_sweep_config(ml_collections.ConfigDict(config), 1, 1)
+  assert needle in str(info.value)
+
+
+@pytest.mark.parametrize("field, value", [("model", "tinynet_a"), ("r", 0.5), ("w", 1.0), ("rules", "efficientnet")])
+def test_a_train_model_field_is_refused_since_each_model_sets_it(field, value):
+  from test_configs import with_field
+  from tinynet_jax.errors import ConfigError
+  with pytest.raises(ConfigError, match=f"train.{field}={value!r} is set per model by the sweep"):
+    runner.check_sweep_config(with_field(sweep_config(), f"train.{field}", value), 1, 1)

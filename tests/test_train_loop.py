@@ -136,9 +136,26 @@ BAD = [
     (["--config=configs/train.py:dataset=digits", "--config.r=-1", "--config.model="], "r must be"),
     (["--config=configs/train.py:dataset=imagenet2012", "--config.data_dir=/nonexistent/tfds"], "manual"),
     (["--config=configs/no_such_config.py"], "no_such_config.py"),
+    # Values that used to be replaced by a default, dropped, or refused only after the workdir was written.
+    (["--config=configs/train.py:r=0"], "r must be a finite number > 0, got 0.0"),
+    (["--config=configs/train.py:model=tinynet_e,w=0.5"], "give either model='tinynet_e' or r/d/w"),
+    (["--config=configs/train.py:dataset=synthetic,runlocal,runlocal"], "config argument runlocal is given twice"),
+    (["--config=configs/train.py:dataset=synthetic", "--config.eval_every_steps=0"],
+     "eval_every_steps must be a positive integer, got 0"),
+    (["--config=configs/train.py:dataset=synthetic", "--config.optimizer=adam"],
+     "optimizer must be one of rmsprop_tf, sgd, got 'adam'"),
+    (["--config=configs/train.py:dataset=synthetic", "--config.seed=-1"], "seed must be an integer in [0, "),
+    (["--config=configs/train.py:dataset=synthetic", "--config.momentum=1.5"], "momentum must be in [0, 1), got 1.5"),
+    (["--config=configs/train.py:dataset=synthetic", "--config.label_smoothing=nan"],
+     "label_smoothing must be in [0, 1), got nan"),
+    (["--config=configs/train.py:dataset=synthetic", "--config.augment.crop_scale=(0.5,)"],
+     "augment.crop_scale must be a (low, high) pair"),
+    (["--config=configs/train.py:dataset=synthetic", "--config.data_dir=None"], "data_dir must be a non-empty"),
+    (["--config=configs/train.py:dataset=synthetic", "--config.resident_size=32"],
+     "resident_size=32 is the size of device-resident images"),
 ]
 # These run in a real process too: the exit code and stderr of the process itself (the rest run in this one).
-REAL_PROCESS = {"no_such_config.py", "divide"}
+REAL_PROCESS = {"no_such_config.py", "divide", "r must be a finite number > 0, got 0.0"}
 
 
 @pytest.mark.parametrize("args, needle", BAD, ids=[b[1] for b in BAD])

@@ -23,16 +23,35 @@ from tinynet_jax.errors import ConfigError
 from tinynet_jax.files import atomic_write_json
 from tinynet_jax.inference.loading import load_checkpoint
 from tinynet_jax.train import parallel
-from tinynet_jax.train.config import base_config, dataset_options
+from tinynet_jax.train.config import (DATASET_OPTIONS, Rule, base_config, boolean, check_fields, choice,
+                                      dataset_options, interval, optional, optional_text, positive_int, text)
 from tinynet_jax.train.engine import create_engine
 from tinynet_jax.train.state import TrainState
 
 EVAL_METRICS = "eval_metrics.json"
 
 
+# What each field of an evaluation config (configs/eval.py) may hold (`train.config.check_fields`).
+EVAL_FIELDS: dict[str, Rule] = {
+    "job": choice("eval"),
+    "checkpoint": Rule("a model checkpoint or a training workdir (a path)", text.accepts),
+    "ema": boolean,
+    "dataset": text, "data_dir": optional_text,
+    **{f"dataset_options.{k}": DATASET_OPTIONS[k]
+       for k in ("num_classes", "num_train", "num_eval", "eval_split", "validation_fraction", "split_seed",
+                 "skip_corrupt")},
+    "batch_size": positive_int,  # rounded up to a multiple of the device count (padding changes no score)
+    "crop_pct": interval("(0, 1]"),
+    "resolution": optional(positive_int),  # None: the checkpoint's
+}
+
+
+def check_eval_config(config) -> None:
+  check_fields(config, EVAL_FIELDS)
+
+
 def evaluate_checkpoint(config, workdir: str | Path) -> dict[str, Any]:
-  if not config.checkpoint:
-    raise ConfigError("set config.checkpoint to a model checkpoint or a training workdir")
+  check_eval_config(config)
   options = dataset_options(config)
   info = data.dataset_info(config.dataset, config.data_dir, **options)
   mesh = parallel.make_mesh()
@@ -44,7 +63,7 @@ def evaluate_checkpoint(config, workdir: str | Path) -> dict[str, Any]:
     shown = lambda names: ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")  # noqa: E731
     raise ConfigError(f"{config.checkpoint} was trained on the classes {shown(loaded.label_names)} but dataset "
                       f"{config.dataset!r} has {shown(info.label_names)}")
-  resolution = config.resolution or loaded.spec.resolution
+  resolution = loaded.spec.resolution if config.resolution is None else config.resolution
   # The eval iterator pads the last batch with masked examples, so rounding the batch up to a multiple of the
   # device count changes no score.
   devices = jax.device_count()

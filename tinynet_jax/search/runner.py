@@ -26,19 +26,68 @@ from typing import Any, Callable
 import jax
 
 from tinynet_jax import data
+from tinynet_jax.arch import RULES
 from tinynet_jax.costs import count_params
-from tinynet_jax.errors import SearchError
+from tinynet_jax.errors import ConfigError, SearchError
 from tinynet_jax.files import append_json_line, atomic_write_json
 from tinynet_jax.search import analysis, sampler
 from tinynet_jax.search.frontier import top_k_per_level
 from tinynet_jax.search.results import RESULTS, drop_torn_tail, read_results
 from tinynet_jax.search.sampler import SweepModel
 from tinynet_jax.train import compile_for, parallel, train_and_evaluate
-from tinynet_jax.train.config import check_config, dataset_options
+from tinynet_jax.train.config import (DEFAULT_RULES, Rule, boolean, check_config, check_fields, choice,
+                                      dataset_options, integer, interval, optional, pair, positive, positive_int,
+                                      seed, text)
 
 PLAN = "sweep.json"
 LOOKAHEAD = 2  # runs compiled ahead of the one training, each in its own thread
 COMPILATION_CACHE = "xla_cache"  # JAX's persistent compilation cache: replicates and reruns skip compiling
+
+
+_LEVEL = interval("(0, 4]")  # relative to B0's MACs (`sampler.check_levels`)
+# What each field of a sweep config (configs/sweep.py) may hold; its `train` part is a training config
+# (`train.config.TRAIN_FIELDS`). Levels and shards are the sampler's checks, with their messages.
+SWEEP_FIELDS: dict[str, Rule] = {
+    "job": choice("sweep"),
+    "title": optional(text),
+    "index": optional(integer(0)),  # < the plan's model count: `sampler.select`
+    "shard": optional(Rule("'i/n' with 0 <= i < n", lambda v: sampler.parse_shard(v) is not None)),
+    "sweep.levels": Rule(f"a non-empty tuple of distinct numbers {_LEVEL.allowed}",
+                         lambda v: isinstance(v, (tuple, list)) and all(_LEVEL.accepts(c) for c in v)
+                         and bool(sampler.check_levels(v))),
+    "sweep.per_level": positive_int,
+    "sweep.r_range": pair(positive, strict=True), "sweep.d_range": pair(positive, strict=True),
+    "sweep.w_range": pair(positive, strict=True),
+    "sweep.tolerance": interval("(0, 1)"),
+    "sweep.rules": choice(*RULES),
+    "sweep.seed": seed,
+    "sweep.flops_classes": positive_int,
+    "sweep.baselines": boolean, "sweep.tinynets": boolean, "sweep.formula_models": boolean,
+    "sweep.metric": choice(*analysis.METRICS),
+    "sweep.fit_on": choice(*analysis.FIT_ON),
+    "sweep.replicates": integer(0), "sweep.replicate_top": integer(1),
+    "sweep.compilation_cache": boolean,
+    "sweep.fig2_level": optional(_LEVEL),  # one of the levels (below); None: the level with the most models
+    "sweep.fig2_models": integer(0),
+}
+
+
+def check_sweep_config(config, process_count: int, device_count: int) -> None:
+  """A sweep config's fields (`SWEEP_FIELDS`, its train config's `check_config`) and the rules between them."""
+  check_fields(config, SWEEP_FIELDS, skip=("train",))
+  check_config(config.train, process_count, device_count, prefix="train.")
+  # `train_config` sets each model's (r, d, w) and the sweep's rules: a value here would be dropped.
+  t = config.train
+  for key, unset in (("model", ""), ("r", None), ("d", None), ("w", None), ("rules", DEFAULT_RULES)):
+    if t[key] != unset:
+      raise ConfigError(f"train.{key}={t[key]!r} is set per model by the sweep: leave it out (the sweep's scaling "
+                        "rules are sweep.rules)")
+  s = config.sweep
+  if s.fig2_level is not None and s.fig2_level not in s.levels:
+    raise ConfigError(f"sweep.fig2_level={s.fig2_level:g} must be one of sweep.levels "
+                      f"({', '.join(f'{c:g}' for c in s.levels)})")
+  if s.fig2_models and s.fig2_level is None:
+    raise ConfigError(f"sweep.fig2_models={s.fig2_models} needs sweep.fig2_level, the level to draw them at")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,22 +265,14 @@ def run_sweep(config, workdir: str | Path, *, train_fn: Callable = train_and_eva
   `compile_fn(train_config)` compiles the next model ahead (`LookAhead`); by default `train.compile_for` when
   the real trainer runs with the compilation cache on, else nothing.
   """
+  # Everything that can be wrong with the request is checked before anything is written.
+  check_sweep_config(config, jax.process_count(), jax.device_count())
   if compile_fn is None and train_fn is train_and_evaluate and config.sweep.compilation_cache:
     compile_fn = compile_for
   s = config.sweep
-  # Everything that can be wrong with the request is checked before anything is written.
   plan = make_plan(config)
   selected = sampler.select(plan.models, index=config.index, shard=config.shard)
-  check_config(config.train, jax.process_count(), jax.device_count())
   info = data.dataset_info(config.train.dataset, config.train.data_dir, **dataset_options(config.train))
-  if s.metric not in analysis.METRICS:
-    raise SearchError(f"sweep.metric must be one of {', '.join(analysis.METRICS)}, got {s.metric!r}")
-  if s.fit_on not in analysis.FIT_ON:
-    raise SearchError(f"sweep.fit_on must be one of {', '.join(analysis.FIT_ON)}, got {s.fit_on!r}")
-  for field, minimum in (("replicates", 0), ("replicate_top", 1)):
-    value = s[field]
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-      raise SearchError(f"sweep.{field} must be an integer >= {minimum}, got {value!r}")
   workdir = Path(workdir)
   _check_plan_file(workdir / PLAN, plan)
   primary = jax.process_index() == 0
@@ -291,7 +332,7 @@ def run_sweep(config, workdir: str | Path, *, train_fn: Callable = train_and_eva
   seed = config.train.seed
   # Replicates and formula models depend on the results, so the process that finds the sweep complete trains
   # them (a single index or shard never does).
-  whole = config.index is None and not config.shard
+  whole = config.index is None and config.shard is None
   formula_count = len(s.levels) if s.formula_models else 0
   replicate_count = s.replicates * s.replicate_top * len(s.levels) if whole else 0
   progress = Progress(len(plan.models) + replicate_count + formula_count, len(done))

@@ -160,19 +160,25 @@ def tinynets() -> list[SweepModel]:
 
 def select(models: Sequence[SweepModel], *, index: int | None = None, shard: str | None = None) -> list[SweepModel]:
   """The models this process trains: all, one (`index`), or the slice ``shard='i/n'`` (models i, i+n, ...)."""
-  if index is not None and shard:
+  if index is not None and shard is not None:
     raise SearchError("give either index or shard, not both")
   if index is not None:
     if not 0 <= index < len(models):
       raise SearchError(f"index {index} is out of range: the sweep has {len(models)} models (0..{len(models) - 1})")
     return [models[index]]
-  if shard:
-    i, sep, n = str(shard).partition("/")
-    try:
-      i, n = int(i), int(n)
-    except ValueError:
-      i = n = -1
-    if not sep or not (n >= 1 and 0 <= i < n):
-      raise SearchError(f"shard must be 'i/n' with 0 <= i < n, got {shard!r}")
+  if shard is not None:
+    i, n = parse_shard(shard)
     return list(models[i::n])
   return list(models)
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+  """``'i/n'`` -> (i, n), 0 <= i < n."""
+  i, sep, n = str(shard).partition("/")
+  try:
+    i, n = int(i), int(n)
+  except ValueError:
+    i = n = -1
+  if not isinstance(shard, str) or not sep or not (n >= 1 and 0 <= i < n):
+    raise SearchError(f"shard must be 'i/n' with 0 <= i < n, got {shard!r}")
+  return i, n

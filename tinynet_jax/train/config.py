@@ -7,13 +7,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import ml_collections
 from ml_collections import config_dict
 
-from tinynet_jax.errors import ConfigError
-from tinynet_jax.arch import ModelSpec, model_spec
+from tinynet_jax.errors import ConfigError, TinynetError
+from tinynet_jax.arch import RULES, ModelSpec, model_spec
+from tinynet_jax.data.types import INTERPOLATIONS, parse_randaugment
 
 # The official MindSpore TinyNet recipe (tinynet.md §4.1): RMSProp (TF semantics), lr 0.048 at a global batch of
 # 1024 (8 GPUs x 128; every recipe's LR is scaled linearly from its lr_batch_size to batch_size), 3 warmup epochs from 1e-6, x0.97 every 2.4 epochs, 450 epochs, wd 1e-5 (not on 1-D params), label smoothing
@@ -63,28 +64,41 @@ def folder_options() -> dict[str, Any]:
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
   """``'model=tinynet_a,dataset=digits,runlocal'`` -> ConfigDict, typed by `defaults` (big_vision style).
 
-  A bare key means True; values are converted to the default's type; unknown keys are an error.
+  A bare key means True (booleans only); values are converted to the default's type; unknown or repeated keys
+  are an error. A `config_dict.placeholder(type)` default is None unless given, so that a config can tell a
+  value given on the command line (``per_level=0``: an error) from one left out.
   """
   result = ml_collections.ConfigDict(defaults)
+  seen = set()
   for item in filter(None, (arg or "").split(",")):
     key, sep, value = item.partition("=")
     key = key.strip()
     if key not in defaults:
       raise ConfigError(f"unknown config argument {key!r} (known: {', '.join(defaults)})")
+    if key in seen:
+      raise ConfigError(f"config argument {key} is given twice")
+    seen.add(key)
     default = defaults[key]
+    kind = default.get_type() if isinstance(default, config_dict.FieldReference) else type(default)
     if not sep:
+      if kind is not bool:
+        raise ConfigError(f"config argument {key} needs a value ({key}=...)")
       value = True
-    elif isinstance(default, bool):
+    elif kind is bool:
       if value.lower() not in ("true", "false", "1", "0"):
         raise ConfigError(f"config argument {key}={value!r} is not a boolean")
       value = value.lower() in ("true", "1")
-    elif isinstance(default, (int, float)) and not isinstance(default, bool):
+    elif kind in (int, float):
       try:
-        value = type(default)(value)
+        value = kind(value)
       except ValueError:
-        raise ConfigError(f"config argument {key}={value!r} is not a {type(default).__name__}") from None
+        wanted = "an integer" if kind is int else "a number"
+        raise ConfigError(f"config argument {key}={value!r} is not {wanted}") from None
     result[key] = value
   return result
+
+
+DEFAULT_RULES = "tinynet"
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -96,7 +110,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.r = config_dict.placeholder(float)
   c.d = config_dict.placeholder(float)
   c.w = config_dict.placeholder(float)
-  c.rules = "tinynet"
+  c.rules = DEFAULT_RULES  # for r/d/w; a zoo model has its own
   c.base_resolution = 224  # input = int(base_resolution * r); the demo sweeps use a smaller base
   c.resolution = config_dict.placeholder(int)  # explicit input size override
   c.dtype = "auto"  # compute dtype: 'auto' = bfloat16 on GPU/TPU, float32 on CPU
@@ -232,7 +246,7 @@ def set_duration(config: ml_collections.ConfigDict, name: str, *, steps: int | N
     config[field] = value
 
 
-def _duration(config, name: str, steps_per_epoch: int, *, positive: bool, skip: str | None = None) -> Duration:
+def _duration(config, name: str, steps_per_epoch: int, *, skip: str | None = None) -> Duration:
   """Duration `name` from its one set field; one-line ConfigErrors for none, two, or a bad value."""
   fields = [f for f in DURATIONS[name] if f != skip]
   given = [f for f in fields if config.get(f) is not None]
@@ -241,10 +255,7 @@ def _duration(config, name: str, steps_per_epoch: int, *, positive: bool, skip: 
     raise ConfigError(f"the {name} duration {problem}: set exactly one of {', '.join(fields)} (a config file "
                       f"switches units with tinynet_jax.train.config.set_duration)")
   field, value = given[0], config[given[0]]
-  bound = "> 0" if positive else ">= 0"
-  if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-      or value < 0 or (positive and value == 0):
-    raise ConfigError(f"{field} must be a finite number {bound}, got {value!r}")
+  TRAIN_FIELDS[field].check(field, value)  # also for configs that skip check_config (evaluation's)
   if field.endswith("_epochs"):
     return Duration(value, steps_per_epoch)
   if field.endswith("_examples"):
@@ -257,36 +268,191 @@ def schedule_lengths(config, num_train: int) -> ScheduleLengths:
   the *_steps / *_epochs / *_examples fields (exactly one per duration; total_steps overrides the total's)."""
   steps_per_epoch = max(1, num_train // config.batch_size)
   if config.total_steps is not None:
-    if isinstance(config.total_steps, bool) or not isinstance(config.total_steps, int) or config.total_steps <= 0:
-      raise ConfigError(f"total_steps must be a positive integer, got {config.total_steps!r}")
+    TRAIN_FIELDS["total_steps"].check("total_steps", config.total_steps)
     total_steps = config.total_steps
   else:
-    total_steps = max(1, math.ceil(_duration(config, "total", steps_per_epoch, positive=True,
-                                             skip="total_steps").steps))
-  return ScheduleLengths(steps_per_epoch, total_steps,
-                         warmup=_duration(config, "warmup", steps_per_epoch, positive=False),
-                         decay=_duration(config, "decay", steps_per_epoch, positive=True))
+    total_steps = max(1, math.ceil(_duration(config, "total", steps_per_epoch, skip="total_steps").steps))
+  return ScheduleLengths(steps_per_epoch, total_steps, warmup=_duration(config, "warmup", steps_per_epoch),
+                         decay=_duration(config, "decay", steps_per_epoch))
 
 
-def check_config(config, process_count: int, device_count: int) -> None:
-  """Field checks that need no data or model (those raise their own errors)."""
-  if config.recipe not in RECIPES:
-    raise ConfigError(f"unknown recipe {config.recipe!r} (known: {', '.join(RECIPES)})")
-  for key in ("batch_size", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
-    if not isinstance(config[key], int) or config[key] <= 0:
-      raise ConfigError(f"{key} must be a positive integer, got {config[key]!r}")
+# ---- validation: what each field may hold --------------------------------------------------------------------
+# Every field a user can set has a rule in a table (`TRAIN_FIELDS` here, the sweep's and the evaluation's next to
+# their runners), checked in one pass before anything is written: a bad value is a one-line ConfigError naming
+# the field, the value and what is allowed, never replaced by a default. Adding a field means adding its row.
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+  """What a field may hold: `accepts(value)` is true for a good value and `allowed` says which those are, for
+  the error ``<field> must be <allowed>, got <value>``. An `accepts` that raises a TinynetError (a library's own
+  check, e.g. of a RandAugment string) explains the problem itself: ``<field>: <its message>``."""
+  allowed: str
+  accepts: Callable[[Any], bool]
+
+  def check(self, name: str, value: Any) -> None:
+    try:
+      good = self.accepts(value)
+    except TinynetError as e:
+      raise ConfigError(str(e) if str(e).startswith(name + " ") else f"{name}: {e}") from None
+    if not good:
+      raise ConfigError(f"{name} must be {self.allowed}, got {value!r}")
+
+
+def _is_int(value) -> bool:  # True is an int to Python, never to a config
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+  return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def optional(rule: Rule) -> Rule:
+  """`rule`, or None (unset: the field's documented default applies)."""
+  return Rule(rule.allowed, lambda v: v is None or rule.accepts(v))
+
+
+def integer(low: int | None = None, high: int | None = None) -> Rule:
+  if (low, high) == (1, None):
+    allowed = "a positive integer"
+  elif high is None:
+    allowed = "an integer" if low is None else f"an integer >= {low}"
+  else:
+    allowed = f"an integer in [{low}, {high}]"
+  return Rule(allowed, lambda v: _is_int(v) and (low is None or v >= low) and (high is None or v <= high))
+
+
+def interval(spec: str) -> Rule:
+  """A finite number in the interval `spec`, written as in maths: '[0, 1)', '(0, 4]'."""
+  low, high = (float(x) for x in spec[1:-1].split(","))
+  above = (lambda v: v > low) if spec[0] == "(" else (lambda v: v >= low)
+  below = (lambda v: v < high) if spec[-1] == ")" else (lambda v: v <= high)
+  return Rule(f"in {spec}", lambda v: _is_real(v) and above(v) and below(v))
+
+
+def pair(element: Rule, *, strict: bool = False) -> Rule:
+  """A (low, high) pair of `element`s, low <= high (< when `strict`)."""
+  order = "<" if strict else "<="
+
+  def accepts(v):
+    return (isinstance(v, (tuple, list)) and len(v) == 2 and all(element.accepts(x) for x in v)
+            and (v[0] < v[1] if strict else v[0] <= v[1]))
+  return Rule(f"a (low, high) pair, each {element.allowed}, with low {order} high", accepts)
+
+
+def choice(*options: str) -> Rule:
+  return Rule(f"one of {', '.join(options)}", lambda v: isinstance(v, str) and v in options)
+
+
+positive = Rule("a finite number > 0", lambda v: _is_real(v) and v > 0)
+non_negative = Rule("a finite number >= 0", lambda v: _is_real(v) and v >= 0)
+positive_int = integer(1)
+unchecked = Rule("anything", lambda v: True)
+boolean = Rule("True or False", lambda v: isinstance(v, bool))
+text = Rule("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip()))
+# `--config.x=None` sets the string 'None' (config_flags), which would name a directory 'None': refuse it.
+optional_text = Rule("a non-empty string, or unset (left out: None on the command line is the string 'None')",
+                     lambda v: v is None or (text.accepts(v) and v != "None"))
+probability = interval("[0, 1]")
+fraction = interval("[0, 1)")  # decays, smoothing, drop rates: 1 would freeze or drop everything
+# jax.random.key(seed) wraps at 2^32 (seed 2^32 is seed 0), and the trainer also uses seed + 1 and seed + 2.
+seed = integer(0, 2 ** 31 - 1)
+randaugment = Rule("'' or a RandAugment string such as 'rand-m9-mstd0.5'",  # parse_randaugment: bad sections
+                   lambda v: v is None or isinstance(v, str) and (not v or parse_randaugment(v) is not None))
+
+# dataset_options (`tinynet_jax.data`): sizes for 'synthetic', splits and in_memory for TFDS sources, the split
+# rule for folder:PATH. Whether a dataset takes an option is the data package's check (unknown options fail).
+DATASET_OPTIONS = {
+    "num_classes": optional(positive_int), "num_train": optional(positive_int), "num_eval": optional(positive_int),
+    "train_split": optional_text, "eval_split": optional_text, "in_memory": optional(boolean),
+    "validation_fraction": optional(interval("(0, 1)")), "split_seed": optional(integer()),
+    "skip_corrupt": optional(boolean),
+}
+OPTIMIZERS = ("rmsprop_tf", "sgd")
+
+TRAIN_FIELDS: dict[str, Rule] = {
+    "job": choice("train"),
+    "model": Rule("a zoo model name, or '' for r/d/w", lambda v: isinstance(v, str)),  # the name: model_spec
+    "r": optional(positive), "d": optional(positive), "w": optional(positive),
+    "rules": choice(*RULES),
+    "base_resolution": positive_int, "resolution": optional(positive_int),
+    "dtype": choice("auto", "float32", "bfloat16", "float16"),
+    "depthwise_impl": choice("auto", "xla", "shift"),
+    "fast_compile": choice("auto", "on", "off"),
+    "sync_bn": boolean,
+    "dataset": text, "data_dir": optional_text,
+    "data_on_device": boolean, "resident_size": optional(positive_int),
+    "eval_crop_pct": interval("(0, 1]"),
+    **{f"dataset_options.{k}": rule for k, rule in DATASET_OPTIONS.items()},
+    "batch_size": positive_int, "eval_batch_size": optional(positive_int),
+    # Durations: `schedule_lengths` takes exactly one unit of each; these say what a given one may be.
+    "total_steps": optional(positive_int), "num_epochs": optional(positive), "total_examples": optional(positive),
+    "warmup_steps": optional(integer(0)), "warmup_epochs": optional(non_negative),
+    "warmup_examples": optional(non_negative),
+    "decay_steps": optional(positive_int), "decay_epochs": optional(positive), "decay_examples": optional(positive),
+    "log_every_steps": positive_int, "eval_every_steps": optional(positive_int),
+    "checkpoint_every_steps": positive_int, "keep_checkpoints": positive_int,
+    "seed": seed,
+    "recipe": choice(*RECIPES),
+    # The recipe's fields.
+    "optimizer": choice(*OPTIMIZERS),
+    "lr_per_1024": unchecked,  # its rule comes with the LR fields' rework (an lr and its reference batch)
+    "momentum": fraction, "rms_decay": fraction, "opt_eps": positive, "weight_decay": non_negative,
+    "warmup_lr": non_negative, "decay_rate": interval("(0, 1]"),
+    "label_smoothing": fraction, "exclusive_smoothing": boolean,
+    "ema_decay": fraction, "ema_warmup": boolean,
+    "drop_rate": fraction, "drop_path_rate": fraction,
+    "augment.crop_scale": pair(interval("(0, 1]")),  # of the image's area
+    "augment.crop_ratio": pair(positive),
+    "augment.flip": boolean,
+    "augment.color_jitter": non_negative,
+    "augment.randaugment": randaugment,
+    "augment.random_erasing": probability,
+    "augment.interpolation": choice(*INTERPOLATIONS),
+}
+
+
+def _leaves(config, prefix: str = "", skip: tuple[str, ...] = ()) -> dict[str, Any]:
+  """{dotted name: value} of every field of `config` that is not a ConfigDict, less the subtrees in `skip`."""
+  leaves = {}
+  for key, value in config.items():
+    name = prefix + key
+    if name in skip:
+      continue
+    if isinstance(value, (ml_collections.ConfigDict, Mapping)):
+      leaves.update(_leaves(value, name + ".", skip))
+    else:
+      leaves[name] = value
+  return leaves
+
+
+def check_fields(config, table: Mapping[str, Rule], *, prefix: str = "", skip: tuple[str, ...] = ()) -> None:
+  """Every field of `config` against its rule in `table`; `prefix` names `config` in the messages ('train.').
+  A field without a rule is an error too: nothing would read it (a misspelling in a config file)."""
+  leaves = _leaves(config, skip=skip)
+  unknown = sorted(set(leaves) - set(table))
+  if unknown:
+    raise ConfigError(f"unknown config field {prefix}{unknown[0]}: nothing reads it")
+  for name, rule in table.items():
+    rule.check(prefix + name, leaves.get(name))
+
+
+def check_config(config, process_count: int, device_count: int, *, prefix: str = "") -> None:
+  """Every field against `TRAIN_FIELDS`, then the rules between fields. Needs no data or model: the dataset's
+  name and options, the zoo name and the durations' units raise their own errors when they are read."""
+  check_fields(config, TRAIN_FIELDS, prefix=prefix)
+  knobs = [f"{k}={config[k]:g}" for k in ("r", "d", "w") if config[k] is not None]
+  if config.model and knobs:
+    raise ConfigError(f"give either {prefix}model={config.model!r} or {prefix}r/d/w ({', '.join(knobs)}), not "
+                      f"both: set {prefix}model='' to train r/d/w")
+  if config.model and config.rules != DEFAULT_RULES:
+    raise ConfigError(f"{prefix}rules={config.rules!r} applies to r/d/w; the zoo model {config.model!r} has its "
+                      "own rules")
+  if config.resident_size is not None and not config.data_on_device:
+    raise ConfigError(f"{prefix}resident_size={config.resident_size} is the size of device-resident images: set "
+                      f"{prefix}data_on_device=True too, or leave it unset")
   for key in ("batch_size", "eval_batch_size"):
-    size = config[key] or config.batch_size
+    size = config.batch_size if config[key] is None else config[key]
     if size % device_count or size % process_count:
-      raise ConfigError(f"{key}={size} must divide evenly over {device_count} devices "
+      raise ConfigError(f"{prefix}{key}={size} must divide evenly over {device_count} devices "
                         f"and {process_count} processes")
-  if config.depthwise_impl not in ("auto", "xla", "shift"):
-    raise ConfigError(f"depthwise_impl must be auto, xla or shift, got {config.depthwise_impl!r}")
-  if config.fast_compile not in ("auto", "on", "off"):
-    raise ConfigError(f"fast_compile must be auto, on or off, got {config.fast_compile!r}")
-  if config.dtype not in ("auto", "float32", "bfloat16", "float16"):
-    raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {config.dtype!r}")
-  if not 0 < config.eval_crop_pct <= 1:
-    raise ConfigError(f"eval_crop_pct must be in (0, 1], got {config.eval_crop_pct}")
-  if not 0 <= config.ema_decay < 1:
-    raise ConfigError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
