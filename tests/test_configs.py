@@ -143,6 +143,7 @@ BAD_TRAIN_FIELDS = {
     "log_every_steps": [0, True], "eval_every_steps": [0, -1, True], "checkpoint_every_steps": [0, None],
     "keep_checkpoints": [0, -1], "seed": [-1, 2 ** 32, True, 1.0, None],
     "recipe": ["fast"], "optimizer": ["adam", None],
+    "lr": [0.0, -0.048, NAN, INF, True], "lr_batch_size": [0, -768, 768.5, True],
     "momentum": [-0.1, 1.0, NAN, True], "rms_decay": [1.0, -0.5], "opt_eps": [0.0, -1e-3, INF],
     "weight_decay": [-1e-5, NAN, True], "warmup_lr": [-1e-6, INF], "decay_rate": [0.0, 1.5, NAN, -0.97],
     "label_smoothing": [1.0, -0.1, True], "exclusive_smoothing": [1, None], "ema_decay": [1.0, -0.1, NAN],

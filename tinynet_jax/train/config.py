@@ -347,7 +347,6 @@ def choice(*options: str) -> Rule:
 positive = Rule("a finite number > 0", lambda v: _is_real(v) and v > 0)
 non_negative = Rule("a finite number >= 0", lambda v: _is_real(v) and v >= 0)
 positive_int = integer(1)
-unchecked = Rule("anything", lambda v: True)
 boolean = Rule("True or False", lambda v: isinstance(v, bool))
 text = Rule("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip()))
 # `--config.x=None` sets the string 'None' (config_flags), which would name a directory 'None': refuse it.
@@ -396,7 +395,7 @@ TRAIN_FIELDS: dict[str, Rule] = {
     "recipe": choice(*RECIPES),
     # The recipe's fields.
     "optimizer": choice(*OPTIMIZERS),
-    "lr_per_1024": unchecked,  # its rule comes with the LR fields' rework (an lr and its reference batch)
+    "lr": positive, "lr_batch_size": positive_int,  # lr at a global batch of lr_batch_size, scaled linearly
     "momentum": fraction, "rms_decay": fraction, "opt_eps": positive, "weight_decay": non_negative,
     "warmup_lr": non_negative, "decay_rate": interval("(0, 1]"),
     "label_smoothing": fraction, "exclusive_smoothing": boolean,
