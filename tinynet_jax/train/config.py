@@ -32,6 +32,8 @@ RA = dict(PAPER, drop_path_rate=0.2, exclusive_smoothing=False,
           augment=dict(PAPER["augment"], color_jitter=0.0, randaugment="rand-m9-mstd0.5", random_erasing=0.2,
                        interpolation="random"))
 RECIPES = {"paper": PAPER, "ra": RA}
+# What config.best_metric may name: the eval top-1 of the EMA or of the raw weights (higher is better).
+BEST_METRICS = ("ema_top1", "top1")
 # Per-model departures from a recipe, (recipe, model) -> fields. The official trainer's README: "change
 # drop-connect to 0.1 for training tinynet_b".
 MODEL_RECIPES = {("paper", "tinynet_b"): dict(drop_path_rate=0.1)}
@@ -129,7 +131,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 100
   c.eval_every_steps = config_dict.placeholder(int)  # default: once per epoch
   c.checkpoint_every_steps = 1000
-  c.keep_checkpoints = 3
+  c.keep_checkpoints = 3  # the newest ones, for resume; the best by best_metric is kept besides them
+  # The eval metric that picks the best checkpoint (a save at every eval step, never deleted; final_metrics.json's
+  # "best_checkpoint"): the EMA weights' top-1, as the official trainer picks its reported epoch, or 'top1'.
+  c.best_metric = "ema_top1"
   c.seed = 0
   c.recipe = "paper"
   apply_recipe(c, "paper")
@@ -278,6 +283,8 @@ def check_config(config, process_count: int, device_count: int) -> None:
     if size % device_count or size % process_count:
       raise ConfigError(f"{key}={size} must divide evenly over {device_count} devices "
                         f"and {process_count} processes")
+  if config.best_metric not in BEST_METRICS:
+    raise ConfigError(f"best_metric must be {' or '.join(BEST_METRICS)}, got {config.best_metric!r}")
   if config.depthwise_impl not in ("auto", "xla", "shift"):
     raise ConfigError(f"depthwise_impl must be auto, xla or shift, got {config.depthwise_impl!r}")
   if config.fast_compile not in ("auto", "on", "off"):
