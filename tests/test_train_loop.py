@@ -183,6 +183,7 @@ def test_best_eval_and_checkpoint_survive_preemption_and_resume(tmp_path, cli, m
   keep_checkpoints=2 and the best by ema_top1. The reference run's programs: compiled once, or read from the
   compilation cache after the reference run."""
   from tinynet_jax.checkpoints.training import restore_best
+  from tinynet_jax.inference.loading import load_checkpoint
   from tinynet_jax.train import engine, loop
   monkeypatch.setattr(engine.Engine, "evaluate", lambda self, state, *_: _Scores(int(state.step)))
   args = [*REFERENCE, "--config.eval_every_steps=2", "--config.checkpoint_every_steps=1000",
@@ -211,6 +212,8 @@ def test_best_eval_and_checkpoint_survive_preemption_and_resume(tmp_path, cli, m
     assert checkpoint_steps(tmp_path / run) == [2, 6, 8]  # the best, then the newest two
     state, step = restore_best(tmp_path / run)
     assert step == int(state["step"]) == 2
+  loaded = load_checkpoint(tmp_path / "resumed", best=True, ema=True)
+  assert loaded.source == "training workdir, best step 2 by ema_top1 (EMA)"
 
 
 BAD = [
@@ -313,14 +316,18 @@ def test_the_quickstart_model_learns_digits_to_90_percent(tmp_path):
 
 
 def test_eval_config_scores_a_training_workdir_like_the_run_itself(reference_run, tmp_path, cli):
-  """configs/eval.py on the reference run's workdir reproduces its final top-1 / top-5 (raw and EMA)."""
+  """configs/eval.py on the reference run's workdir reproduces its final top-1 / top-5 (raw and EMA), and with
+  `best` the best checkpoint's recorded EMA top-1."""
   final = json.loads((reference_run / "final_metrics.json").read_text())
-  for ema, key in (("", "top1"), (",ema", "ema_top1")):
+  best = final["best_checkpoint"]
+  for arg, expected in (("", final["top1"]), (",ema", final["ema_top1"]), (",ema,best", best["value"])):
+    workdir = tmp_path / (arg.replace(",", "_") or "raw")
     code, out, err = cli("tinynet_jax.main",
-                         f"--config=configs/eval.py:checkpoint={reference_run},dataset=synthetic{ema},batch_size=16",
-                         f"--workdir={tmp_path / key}", "--config.dataset_options.num_classes=10",
+                         f"--config=configs/eval.py:checkpoint={reference_run},dataset=synthetic{arg},batch_size=16",
+                         f"--workdir={workdir}", "--config.dataset_options.num_classes=10",
                          "--config.dataset_options.num_eval=40")
     assert code == 0, err
-    result = json.loads((tmp_path / key / "eval_metrics.json").read_text())
-    assert result["examples"] == 40 and result["top1"] == pytest.approx(final[key], abs=1e-6), (result, final)
+    result = json.loads((workdir / "eval_metrics.json").read_text())
+    assert result["examples"] == 40 and result["top1"] == pytest.approx(expected, abs=1e-6), (result, final)
     assert "top-1" in out
+  assert result["source"] == f"training workdir, best step {best['step']} by ema_top1 (EMA)"
