@@ -141,7 +141,7 @@ BAD_TRAIN_FIELDS = {
     "warmup_steps": [-1, True, 1.5], "warmup_epochs": [-1.0, NAN], "warmup_examples": [-64], "decay_steps": [0],
     "decay_epochs": [0.0, NAN], "decay_examples": [0],
     "log_every_steps": [0, True], "eval_every_steps": [0, -1, True], "checkpoint_every_steps": [0, None],
-    "keep_checkpoints": [0, -1], "seed": [-1, 2 ** 32, True, 1.0, None],
+    "keep_checkpoints": [0, -1], "best_metric": ["top5", "", None, 1], "seed": [-1, 2 ** 32, True, 1.0, None],
     "recipe": ["fast"], "optimizer": ["adam", None],
     "lr": [0.0, -0.048, NAN, INF, True], "lr_batch_size": [0, -768, 768.5, True],
     "momentum": [-0.1, 1.0, NAN, True], "rms_decay": [1.0, -0.5], "opt_eps": [0.0, -1e-3, INF],

@@ -133,6 +133,7 @@ def test_cam_cli_writes_one_and_two_panel_pictures(timm_checkpoint, run_module, 
     ("tinynet_jax.predict", ["--checkpoint", "/no/such/dir", "IMAGE"], "no checkpoint"),
     ("tinynet_jax.predict", ["--checkpoint", "CKPT", "TEXT"], "cannot decode"),
     ("tinynet_jax.predict", ["--checkpoint", "CKPT", "/no/such.png"], "cannot read"),
+    ("tinynet_jax.predict", ["--checkpoint", "CKPT", "IMAGE", "--best"], "best applies to a training workdir"),
     ("tinynet_jax.cam", ["--checkpoint", "CKPT", "IMAGE", "--out", "OUT", "--class", "1000"], "out of range"),
 ])
 def test_bad_input_is_one_line_exit_2(timm_checkpoint, cli, tmp_path, module, args, needle):

@@ -1,11 +1,12 @@
-"""Training checkpoints: resume from the newest readable step, fall back past a corrupt one with a warning."""
+"""Training checkpoints: resume from the newest readable step, fall back past a corrupt one with a warning; the
+best checkpoint by an eval metric is kept beside the newest ones."""
 import logging
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tinynet_jax.checkpoints.training import Checkpointer, restore_latest
+from tinynet_jax.checkpoints.training import Checkpointer, restore_best, restore_latest
 
 
 def _state(value):
@@ -49,3 +50,52 @@ def test_no_checkpoint_means_a_fresh_start(tmp_path):
   checkpointer.close()
   assert restore_latest(tmp_path / "elsewhere") is None
   assert not (tmp_path / "elsewhere").exists()  # reading creates nothing
+
+
+def _on_disk(workdir):
+  return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+
+
+def test_the_best_checkpoint_survives_retention_beside_the_newest_k(tmp_path, caplog):
+  """keep=2 over saves with eval metrics and without (periodic ones): the newest two (what resume needs) and the
+  best by ema_top1 survive, a later tie does not replace the best, and a reopened checkpointer (a resumed run)
+  goes on keeping it. Orbax's own best_fn + max_to_keep would keep the two best and delete the newest."""
+  ema = {1: 0.2, 2: 0.7, 3: None, 4: 0.7, 5: 0.1, 6: None, 7: 0.3}  # best: step 2 (step 4 only ties it)
+  top1 = {1: 0.1, 2: 0.2, 4: 0.3, 5: 0.4, 7: 0.9}
+
+  def save(checkpointer, step):
+    metrics = None if ema[step] is None else {"ema_top1": ema[step], "top1": top1[step]}
+    checkpointer.save(step, _state(float(step)), metrics=metrics)
+
+  checkpointer = Checkpointer(tmp_path, keep=2)
+  with caplog.at_level(logging.WARNING):
+    for step in (1, 2, 3, 4, 5):
+      save(checkpointer, step)
+  checkpointer.close()
+  assert _on_disk(tmp_path) == [2, 4, 5]
+  assert not [r for r in caplog.records if "metrics" in r.getMessage()]  # no Orbax warning per periodic save
+  checkpointer = Checkpointer(tmp_path, keep=2)
+  for step in (6, 7):
+    save(checkpointer, step)
+  checkpointer.close()
+  assert _on_disk(tmp_path) == [2, 6, 7]
+
+  abstract = jax.eval_shape(lambda: _state(0.0))
+  checkpointer = Checkpointer(tmp_path, keep=2, create=False)
+  assert checkpointer.best_step() == 2
+  assert checkpointer.best_metrics() == {"ema_top1": 0.7, "top1": 0.2, "step": 2}
+  state, step = checkpointer.restore_best(abstract)
+  assert step == 2 and np.all(np.asarray(state["params"]["w"]) == 2.0)
+  assert checkpointer.restore_latest(abstract)[1] == 7
+  checkpointer.close()
+  state, step = restore_best(tmp_path)
+  assert step == 2 and int(state["step"]) == 2
+  assert restore_best(tmp_path, best_metric="top1")[1] == 7  # the metric ranks the kept steps
+
+
+def test_no_best_without_a_save_with_metrics(tmp_path):
+  checkpointer = Checkpointer(tmp_path)
+  checkpointer.save(1, _state(1.0), wait=True)
+  assert checkpointer.best_step() is None and checkpointer.restore_best() is None
+  checkpointer.close()
+  assert restore_best(tmp_path / "elsewhere") is None

@@ -1,4 +1,5 @@
-"""The training engine end to end: outputs, exact resume after kill -9, SIGTERM, real learning, bad input.
+"""The training engine end to end: outputs, exact resume after kill -9, SIGTERM, the best eval and checkpoint
+across a resume, real learning, bad input.
 
 Runs use tiny networks at small resolutions (XLA:CPU is slow on depthwise-conv gradients). One reference run
 serves several tests; runs that need no process of their own (no signal, no other device count) go through
@@ -42,7 +43,7 @@ def final_params(workdir):
   return step, state
 
 
-SCHEDULE = ["--config.total_steps=8", "--config.checkpoint_every_steps=2", "--config.eval_every_steps=8",
+SCHEDULE = ["--config.total_steps=8", "--config.checkpoint_every_steps=2", "--config.eval_every_steps=4",
             "--config.dataset_options.num_train=256", "--config.dataset_options.num_eval=40",
             "--config.dataset_options.num_classes=10"]
 
@@ -73,6 +74,24 @@ def test_run_writes_its_records(reference_run):
     assert key in final
   assert 0 <= final["top1"] <= final["top5"] <= 1
   assert checkpoint_steps(workdir)[-1] == 8
+  evals = [l for l in lines if l["split"] == "eval"]
+  assert [l["step"] for l in evals] == [4, 8]
+  assert {k: final[k] for k in ("top1", "ema_top1")} == {k: evals[-1][k] for k in ("top1", "ema_top1")}
+  assert_best_matches_the_eval_records(final, evals)
+
+
+def assert_best_matches_the_eval_records(final, evals):
+  """final_metrics.json's "best": per set of weights, the first eval of the highest top-1, with its metrics; its
+  "best_checkpoint" the EMA one (best_metric's default)."""
+  for weights, prefix in (("raw", ""), ("ema", "ema_")):
+    top = max(l[prefix + "top1"] for l in evals)
+    first = next(l for l in evals if l[prefix + "top1"] == top)
+    expected = {"step": first["step"], "top1": top, "top5": first[prefix + "top5"]}
+    if weights == "raw":
+      expected["loss"] = first["loss"]
+    assert final["best"][weights] == expected, (weights, final["best"], evals)
+  assert final["best_checkpoint"] == {"metric": "ema_top1", "step": final["best"]["ema"]["step"],
+                                      "value": final["best"]["ema"]["top1"]}
 
 
 def test_kill_9_and_rerun_reproduces_the_uninterrupted_run_bit_for_bit(reference_run, tmp_path):
@@ -93,10 +112,13 @@ def test_kill_9_and_rerun_reproduces_the_uninterrupted_run_bit_for_bit(reference
   import jax
   for ours, theirs in zip(jax.tree.leaves(resumed), jax.tree.leaves(reference)):
     assert np.array_equal(ours, theirs)
+  best = json.loads((tmp_path / "final_metrics.json").read_text())["best"]
+  assert best == json.loads((reference_run / "final_metrics.json").read_text())["best"]
 
 
 def test_sigterm_saves_at_the_step_boundary_and_exits_0(tmp_path):
   args = main_args(tmp_path, "--config.total_steps=1000", "--config.checkpoint_every_steps=1000",
+                   "--config.eval_every_steps=1000",  # eval steps are saved too: none before the signal
                    "--config.dataset_options.num_train=256", "--config.dataset_options.num_eval=16",
                    "--config.dataset_options.num_classes=10")
   process = start(args)
@@ -127,6 +149,73 @@ def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkp
   assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state["params"]))
 
 
+# Eval scores by step for the best-eval test: real evals of a few tiny steps mostly rise, so the best would be the
+# last and a resume that forgot it would go unnoticed. Here the EMA best (step 2) precedes the preemption at
+# step 4, the raw best is at step 4 itself and step 6 ties it (the first counts), the final (step 8) is neither.
+SCRIPTED = {2: dict(top1=0.3, ema_top1=0.9), 4: dict(top1=0.8, ema_top1=0.5), 6: dict(top1=0.8, ema_top1=0.4),
+            8: dict(top1=0.5, ema_top1=0.2)}
+
+
+class _Scores:
+  def __init__(self, step):
+    self.scores = dict(SCRIPTED[step], top5=1.0, ema_top5=1.0, loss=float(step))
+
+  def compute(self):
+    return self.scores
+
+
+class _PreemptAt:
+  """PreemptionFlag as SIGTERM before step `step` would set it."""
+
+  def __init__(self, step):
+    self.step = step
+
+  def reached(self, step):
+    return step == self.step
+
+  def restore(self):
+    pass
+
+
+def test_best_eval_and_checkpoint_survive_preemption_and_resume(tmp_path, cli, monkeypatch):
+  """An uninterrupted run and one preempted at step 4 (an eval step) and resumed report the same best raw and
+  EMA evals (their steps and metrics, from metrics.jsonl's records) and keep the same checkpoints: the newest
+  keep_checkpoints=2 and the best by ema_top1. The reference run's programs: compiled once, or read from the
+  compilation cache after the reference run."""
+  from tinynet_jax.checkpoints.training import restore_best
+  from tinynet_jax.inference.loading import load_checkpoint
+  from tinynet_jax.train import engine, loop
+  monkeypatch.setattr(engine.Engine, "evaluate", lambda self, state, *_: _Scores(int(state.step)))
+  args = [*REFERENCE, "--config.eval_every_steps=2", "--config.checkpoint_every_steps=1000",
+          "--config.keep_checkpoints=2"]
+  code, _, err = cli("tinynet_jax.main", *flags(tmp_path / "straight", *args))
+  assert code == 0, err
+  with monkeypatch.context() as preempted:
+    preempted.setattr(loop, "PreemptionFlag", lambda: _PreemptAt(4))
+    code, _, err = cli("tinynet_jax.main", *flags(tmp_path / "resumed", *args))
+    assert code == 0 and not (tmp_path / "resumed" / "final_metrics.json").exists(), err
+  assert checkpoint_steps(tmp_path / "resumed") == [2, 4]
+  code, _, err = cli("tinynet_jax.main", *flags(tmp_path / "resumed", *args))
+  assert code == 0, err
+
+  straight = json.loads((tmp_path / "straight" / "final_metrics.json").read_text())
+  resumed = json.loads((tmp_path / "resumed" / "final_metrics.json").read_text())
+  assert straight["best"] == resumed["best"] == {
+      "raw": {"step": 4, "top1": 0.8, "top5": 1.0, "loss": 4.0}, "ema": {"step": 2, "top1": 0.9, "top5": 1.0}}
+  assert straight["best_checkpoint"] == resumed["best_checkpoint"] == {"metric": "ema_top1", "step": 2, "value": 0.9}
+  assert (straight["top1"], straight["ema_top1"]) == (resumed["top1"], resumed["ema_top1"]) == (0.5, 0.2)
+  for run in ("straight", "resumed"):
+    lines = [json.loads(l) for l in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+    evals = [l for l in lines if l["split"] == "eval"]
+    assert [l["step"] for l in evals] == [2, 4, 6, 8]  # the preempted step's eval too
+    assert_best_matches_the_eval_records(json.loads((tmp_path / run / "final_metrics.json").read_text()), evals)
+    assert checkpoint_steps(tmp_path / run) == [2, 6, 8]  # the best, then the newest two
+    state, step = restore_best(tmp_path / run)
+    assert step == int(state["step"]) == 2
+  loaded = load_checkpoint(tmp_path / "resumed", best=True, ema=True)
+  assert loaded.source == "training workdir, best step 2 by ema_top1 (EMA)"
+
+
 BAD = [
     (["--config=configs/train.py:dataset=no_such_dataset"], "no_such_dataset"),
     (["--config=configs/train.py:model=tinynet_q"], "tinynet_q"),
@@ -134,6 +223,7 @@ BAD = [
     (["--config=configs/train.py", "--config.batchsize=8"], "batchsize"),
     (["--config=configs/train.py:dataset=digits", "--config.batch_size=12"], "divide"),
     (["--config=configs/train.py:dataset=digits", "--config.r=-1", "--config.model="], "r must be"),
+    (["--config=configs/train.py:dataset=digits", "--config.best_metric=top5"], "best_metric"),
     (["--config=configs/train.py:dataset=imagenet2012", "--config.data_dir=/nonexistent/tfds"], "manual"),
     (["--config=configs/no_such_config.py"], "no_such_config.py"),
     # Values that used to be replaced by a default, dropped, or refused only after the workdir was written.
@@ -219,7 +309,7 @@ def test_device_resident_data_resumes_exactly_and_ignores_the_device_count(tmp_p
     code, _, err = cli("tinynet_jax.main", *flags(tmp_path / "one", *schedule, f"--config.total_steps={steps}"))
     assert code == 0, err
   assert len(made) == 2 and all(mesh.size == 1 for mesh in made)  # both runs trained on 1 device
-  assert checkpoint_steps(tmp_path / "one") == [3, 6]
+  assert checkpoint_steps(tmp_path / "one") == [3, 4, 6]  # 4: an eval step (once per 4-step epoch)
   _, eight = final_params(tmp_path / "eight")
   _, resumed = final_params(tmp_path / "one")
   import jax
@@ -243,14 +333,18 @@ def test_the_quickstart_model_learns_digits_to_90_percent(tmp_path):
 
 
 def test_eval_config_scores_a_training_workdir_like_the_run_itself(reference_run, tmp_path, cli):
-  """configs/eval.py on the reference run's workdir reproduces its final top-1 / top-5 (raw and EMA)."""
+  """configs/eval.py on the reference run's workdir reproduces its final top-1 / top-5 (raw and EMA), and with
+  `best` the best checkpoint's recorded EMA top-1."""
   final = json.loads((reference_run / "final_metrics.json").read_text())
-  for ema, key in (("", "top1"), (",ema", "ema_top1")):
+  best = final["best_checkpoint"]
+  for arg, expected in (("", final["top1"]), (",ema", final["ema_top1"]), (",ema,best", best["value"])):
+    workdir = tmp_path / (arg.replace(",", "_") or "raw")
     code, out, err = cli("tinynet_jax.main",
-                         f"--config=configs/eval.py:checkpoint={reference_run},dataset=synthetic{ema},batch_size=16",
-                         f"--workdir={tmp_path / key}", "--config.dataset_options.num_classes=10",
+                         f"--config=configs/eval.py:checkpoint={reference_run},dataset=synthetic{arg},batch_size=16",
+                         f"--workdir={workdir}", "--config.dataset_options.num_classes=10",
                          "--config.dataset_options.num_eval=40")
     assert code == 0, err
-    result = json.loads((tmp_path / key / "eval_metrics.json").read_text())
-    assert result["examples"] == 40 and result["top1"] == pytest.approx(final[key], abs=1e-6), (result, final)
+    result = json.loads((workdir / "eval_metrics.json").read_text())
+    assert result["examples"] == 40 and result["top1"] == pytest.approx(expected, abs=1e-6), (result, final)
     assert "top-1" in out
+  assert result["source"] == f"training workdir, best step {best['step']} by ema_top1 (EMA)"

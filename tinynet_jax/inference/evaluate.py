@@ -55,7 +55,8 @@ def evaluate_checkpoint(config, workdir: str | Path) -> dict[str, Any]:
   options = dataset_options(config)
   info = data.dataset_info(config.dataset, config.data_dir, **options)
   mesh = parallel.make_mesh()
-  loaded = load_checkpoint(config.checkpoint, sharding=parallel.replicated(mesh))  # raw, and a workdir's EMA
+  loaded = load_checkpoint(config.checkpoint, best=config.best,
+                           sharding=parallel.replicated(mesh))  # raw, and a workdir's EMA
   if loaded.num_classes != info.num_classes:
     raise ConfigError(f"{config.checkpoint} has {loaded.num_classes} classes but dataset {config.dataset!r} has "
                       f"{info.num_classes}")

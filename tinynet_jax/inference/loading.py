@@ -2,8 +2,8 @@
 
 A checkpoint is either a model checkpoint (``python -m tinynet_jax.convert``, `tinynet_jax.checkpoints.save`:
 ``DIR/tinynet.json``) or a training workdir (``python -m tinynet_jax.main``: ``DIR/config.json`` and its
-checkpoints, read by `tinynet_jax.checkpoints.training.restore_latest`: the newest readable step, raw or EMA
-weights).
+checkpoints, read by `tinynet_jax.checkpoints.training`: the newest readable step, or with `best` the best step by
+the run's ``best_metric``; raw or EMA weights).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 from tinynet_jax import data
 from tinynet_jax.arch import ModelSpec
 from tinynet_jax.checkpoints import store
-from tinynet_jax.checkpoints.training import restore_latest
+from tinynet_jax.checkpoints.training import DEFAULT_BEST_METRIC, restore_best, restore_latest
 from tinynet_jax.data.preprocessing import EVAL_CROP_PCT
 from tinynet_jax.data.types import DATASET_FILE, DatasetInfo
 from tinynet_jax.errors import CheckpointError, DataError
@@ -65,13 +65,17 @@ def read_dataset_info(directory: str | Path) -> DatasetInfo | None:
     raise CheckpointError(f"cannot read {path}: {e}") from None
 
 
-def load_checkpoint(directory: str | Path, *, ema: bool = False, sharding: Any = None, **model_kwargs) -> Loaded:
-  """A model checkpoint or a training workdir (its newest readable step; `ema` picks the EMA weights as
-  `variables`). `sharding` places a workdir's arrays (default: this process's first device)."""
+def load_checkpoint(directory: str | Path, *, ema: bool = False, best: bool = False, sharding: Any = None,
+                    **model_kwargs) -> Loaded:
+  """A model checkpoint or a training workdir (its newest readable step, or with `best` its best checkpoint by
+  the run's ``best_metric``; `ema` picks the EMA weights as `variables`). `sharding` places a workdir's arrays
+  (default: this process's first device)."""
   path = Path(directory)
   if not path.is_dir():
     raise CheckpointError(f"no checkpoint directory at {path}")
   if (path / store.METADATA_FILE).is_file():
+    if best:
+      raise CheckpointError(f"{path} is a model checkpoint, one set of weights: best applies to a training workdir")
     model, variables, spec = store.load(path, **model_kwargs)
     return Loaded(model, variables, spec, store.read_metadata(path).get("num_classes", IMAGENET_CLASSES), None,
                   "model checkpoint")
@@ -79,25 +83,33 @@ def load_checkpoint(directory: str | Path, *, ema: bool = False, sharding: Any =
     raise CheckpointError(f"{path} is neither a model checkpoint ({store.METADATA_FILE}) nor a training workdir "
                           f"({CONFIG_FILE})")
   config, spec = read_training_config(path)
-  restored = restore_latest(path, sharding=sharding)
-  if restored is None:
-    raise CheckpointError(f"{path} is a training workdir without a readable checkpoint")
+  if best:
+    metric = config.get("best_metric", DEFAULT_BEST_METRIC)
+    restored = restore_best(path, best_metric=metric, sharding=sharding)
+    if restored is None:
+      raise CheckpointError(f"{path} has no best checkpoint (no checkpoint saved with eval metrics)")
+  else:
+    restored = restore_latest(path, sharding=sharding)
+    if restored is None:
+      raise CheckpointError(f"{path} is a training workdir without a readable checkpoint")
   state, step = restored
+  which = f"best step {step} by {metric}" if best else f"step {step}"
   raw = {"params": state["params"], "batch_stats": state["batch_stats"]}
   averaged = {"params": state["ema_params"], "batch_stats": state["ema_batch_stats"]}
   num_classes = int(raw["params"]["classifier"]["kernel"].shape[-1]) if "classifier" in raw["params"] else 0
   info = read_dataset_info(path)
   return Loaded(create_model(spec, num_classes, **model_kwargs), averaged if ema else raw, spec, num_classes,
-                config.get("dataset"), f"training workdir, step {step}{' (EMA)' if ema else ''}", config, averaged,
+                config.get("dataset"), f"training workdir, {which}{' (EMA)' if ema else ''}", config, averaged,
                 info.label_names if info is not None else None)
 
 
-def load(directory: str | Path, *, ema: bool = False,
+def load(directory: str | Path, *, ema: bool = False, best: bool = False,
          **model_kwargs) -> tuple[EfficientNet, dict[str, Any], ModelSpec]:
   """``model, variables, spec = tinynet_jax.load(dir)`` for any checkpoint this project writes: a model
-  checkpoint, or a training workdir's newest readable step (`ema`: its EMA weights). `model_kwargs` (e.g.
-  ``dtype=jnp.bfloat16``) configure the returned module; they do not change the weights."""
-  loaded = load_checkpoint(directory, ema=ema, **model_kwargs)
+  checkpoint, or a training workdir's newest readable step (`best`: its best checkpoint; `ema`: its EMA
+  weights). `model_kwargs` (e.g. ``dtype=jnp.bfloat16``) configure the returned module; they do not change the
+  weights."""
+  loaded = load_checkpoint(directory, ema=ema, best=best, **model_kwargs)
   return loaded.model, loaded.variables, loaded.spec
 
 

@@ -10,10 +10,11 @@ from tinynet_jax.errors import CheckpointError
 from tinynet_jax.inference.loading import class_names, load_checkpoint, preprocess
 
 
-def predict(checkpoint: str, images: Sequence[str], *, top: int = 5, ema: bool = False) -> list[dict[str, Any]]:
+def predict(checkpoint: str, images: Sequence[str], *, top: int = 5, ema: bool = False,
+            best: bool = False) -> list[dict[str, Any]]:
   """The `top` classes of each image file with their probabilities, from any checkpoint (timm's eval transform at
-  the model's resolution; class names as `class_names` gives them)."""
-  loaded = load_checkpoint(checkpoint, ema=ema)
+  the model's resolution; class names as `class_names` gives them; `ema`, `best` as `load_checkpoint`)."""
+  loaded = load_checkpoint(checkpoint, ema=ema, best=best)
   if not loaded.num_classes:
     raise CheckpointError(f"{checkpoint} has no classifier (num_classes 0): nothing to predict")
   pixels = preprocess(images, loaded.spec.resolution)

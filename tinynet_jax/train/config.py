@@ -35,6 +35,8 @@ RA = dict(PAPER, lr_batch_size=768, drop_path_rate=0.2, exclusive_smoothing=Fals
           augment=dict(PAPER["augment"], color_jitter=0.0, randaugment="rand-m9-mstd0.5", random_erasing=0.2,
                        interpolation="random"))
 RECIPES = {"paper": PAPER, "ra": RA}
+# What config.best_metric may name: the eval top-1 of the EMA or of the raw weights (higher is better).
+BEST_METRICS = ("ema_top1", "top1")
 # Per-model departures from a recipe, (recipe, model) -> fields. The official trainer's README: "change
 # drop-connect to 0.1 for training tinynet_b".
 MODEL_RECIPES = {("paper", "tinynet_b"): dict(drop_path_rate=0.1)}
@@ -145,7 +147,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 100
   c.eval_every_steps = config_dict.placeholder(int)  # default: once per epoch
   c.checkpoint_every_steps = 1000
-  c.keep_checkpoints = 3
+  c.keep_checkpoints = 3  # the newest ones, for resume; the best by best_metric is kept besides them
+  # The eval metric that picks the best checkpoint (a save at every eval step, never deleted; final_metrics.json's
+  # "best_checkpoint"): the EMA weights' top-1, as the official trainer picks its reported epoch, or 'top1'.
+  c.best_metric = "ema_top1"
   c.seed = 0
   c.recipe = "paper"
   apply_recipe(c, "paper")
@@ -391,6 +396,7 @@ TRAIN_FIELDS: dict[str, Rule] = {
     "decay_steps": optional(positive_int), "decay_epochs": optional(positive), "decay_examples": optional(positive),
     "log_every_steps": positive_int, "eval_every_steps": optional(positive_int),
     "checkpoint_every_steps": positive_int, "keep_checkpoints": positive_int,
+    "best_metric": choice(*BEST_METRICS),
     "seed": seed,
     "recipe": choice(*RECIPES),
     # The recipe's fields.

@@ -66,7 +66,7 @@ _PROGRAMS_LOCK = threading.Lock()
 PROGRAMS_KEPT = 32
 # Config fields that change no compiled program: the seed reaches the steps as an argument (PRNG keys).
 NOT_IN_PROGRAM = ("seed", "job", "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
-                  "keep_checkpoints")
+                  "keep_checkpoints", "best_metric")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ from tinynet_jax.data.types import DATASET_FILE
 from tinynet_jax.errors import TinynetError
 from tinynet_jax.files import atomic_write_json
 from tinynet_jax.train import parallel
+from tinynet_jax.train.best import BestEvals
 from tinynet_jax.train.config import check_config, dataset_options, model_spec_from_config, schedule_lengths
 from tinynet_jax.train.engine import augment_from_config, create_engine, resident_dataset
 from tinynet_jax.train.preemption import PreemptionFlag
@@ -55,7 +56,15 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   ``config.json``, ``dataset.json`` (sizes, class names), ``metrics.jsonl``, ``checkpoints/`` and
   ``final_metrics.json`` there.
 
-  Returns the final metrics; ``{"preempted": True, ...}`` when SIGTERM stopped the run after a checkpoint.
+  Returns the final metrics (what ``final_metrics.json`` holds): the final step's eval (``top1``, ``top5``,
+  ``ema_top1``, ``ema_top5``, ``loss``), the model's sizes and speed, and
+
+  * ``best``: ``{"raw": {"step", "top1", "top5", "loss"}, "ema": {"step", "top1", "top5"}}``, each set of
+    weights' highest top-1 over every eval of the run and that eval's other metrics (`train.best`);
+  * ``best_checkpoint``: ``{"metric", "step", "value"}``, the checkpoint kept as the best by
+    ``config.best_metric`` (`Checkpointer.restore_best` reads it).
+
+  ``{"preempted": True, ...}`` when SIGTERM stopped the run after a checkpoint.
   """
   wall_start = time.time()
   process_index, process_count = jax.process_index(), jax.process_count()
@@ -83,13 +92,14 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
   compiler = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tinynet-compile")
   train_fn, eval_fn = engine.compile_ahead(compiler, resident)
 
-  checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints)
+  checkpointer = Checkpointer(workdir, keep=config.keep_checkpoints, best_metric=config.best_metric)
   restored = checkpointer.restore_latest(engine.abstract_state)
   if restored is None:
     state, start_step = engine.program("init")(), 0
   else:
     state, start_step = restored
     logging.info("resumed from step %d", start_step)
+  best = BestEvals.from_records(workdir, start_step)
   data_kwargs = dict(resolution=spec.resolution, data_dir=config.data_dir, process_index=process_index,
                      process_count=process_count, **options)
 
@@ -122,11 +132,6 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
       state, update = train_fn(state, parallel.global_batch(mesh, next(train_iter)))
       accumulated = update if accumulated is None else accumulated.merge(update)
       step += 1
-      if preemption.reached(step):
-        check_finite(accumulated, step)
-        checkpointer.save(step, state, wait=True)
-        logging.warning("preempted: saved step %d, exiting", step)
-        return {"preempted": True, "step": step}
       if _due(step, config.log_every_steps, total_steps):
         check_finite(accumulated, step)
         scalars = accumulated.compute()
@@ -138,19 +143,37 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
         scalars.pop("finite")
         writer.write(step, "train", scalars)
         accumulated, timer_step, timer_start = None, step, time.time()
-      if _due(step, eval_every, total_steps):
+      evaluated = _due(step, eval_every, total_steps)
+      # Every eval step is saved too, with its metrics, so that the best eval's weights exist to be kept.
+      saving = evaluated or _due(step, config.checkpoint_every_steps, total_steps)
+      if saving:
+        check_finite(accumulated, step)  # a diverged state is neither evaluated nor saved
+      if evaluated:
         eval_metrics, last_eval_step = evaluate(state), step
         writer.write(step, "eval", eval_metrics)
-      if _due(step, config.checkpoint_every_steps, total_steps):
+        best.update(step, eval_metrics)
+      if saving:
+        checkpointer.save(step, state, metrics=eval_metrics if evaluated else None)
+      # Checked after the step's log, eval and save, which a resumed run (starting after this step) would skip:
+      # a run stopped at an eval step has that eval recorded and its checkpoint ranked, as uninterrupted runs do.
+      if preemption.reached(step):
         check_finite(accumulated, step)
-        checkpointer.save(step, state)
+        checkpointer.save(step, state, wait=True)
+        logging.warning("preempted: saved step %d, exiting", step)
+        return {"preempted": True, "step": step}
     if last_eval_step != total_steps:  # e.g. resumed after the final save
       eval_metrics = evaluate(state)
+      best.update(total_steps, eval_metrics)
+    checkpointer.wait()  # the final save, which may be the best, is written
+    kept = checkpointer.best_metrics() or {}  # none: a workdir whose saves predate best checkpoints
     final = {
         "model": spec.label, "r": spec.r, "d": spec.d, "w": spec.w, "resolution": spec.resolution,
         "dataset": config.dataset, "steps": total_steps, "params": count_params(spec, info.num_classes),
         "macs": count_macs(spec, num_classes=info.num_classes), "images_per_second": images_per_second,
         "wall_seconds": time.time() - wall_start, **{k: v for k, v in eval_metrics.items()},
+        "best": best.to_dict(),
+        "best_checkpoint": {"metric": config.best_metric, "step": kept.get("step"),
+                            "value": kept.get(config.best_metric)},
     }
     if process_index == 0:
       atomic_write_json(workdir / FINAL_METRICS, final)
