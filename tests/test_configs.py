@@ -154,7 +154,7 @@ BAD_TRAIN_FIELDS = {
     "augment.random_erasing": [-0.1, 1.5, NAN], "augment.interpolation": ["nearest", None],
 }
 BAD_EVAL_FIELDS = {
-    "job": ["train"], "checkpoint": ["", None], "ema": [1, None], "dataset": [""], "data_dir": ["", "None"],
+    "job": ["train"], "checkpoint": ["", None], "ema": [1, None], "best": [1, "yes"], "dataset": [""], "data_dir": ["", "None"],
     "dataset_options.num_classes": [0], "dataset_options.num_eval": [-1, True], "dataset_options.eval_split": [""],
     "dataset_options.validation_fraction": [1.0], "dataset_options.split_seed": [0.5],
     "dataset_options.skip_corrupt": ["yes"], "batch_size": [0, -250, True, None], "crop_pct": [0.0, 1.5, NAN],

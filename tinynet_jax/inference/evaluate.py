@@ -35,7 +35,7 @@ EVAL_METRICS = "eval_metrics.json"
 EVAL_FIELDS: dict[str, Rule] = {
     "job": choice("eval"),
     "checkpoint": Rule("a model checkpoint or a training workdir (a path)", text.accepts),
-    "ema": boolean,
+    "ema": boolean, "best": boolean,
     "dataset": text, "data_dir": optional_text,
     **{f"dataset_options.{k}": DATASET_OPTIONS[k]
        for k in ("num_classes", "num_train", "num_eval", "eval_split", "validation_fraction", "split_seed",
