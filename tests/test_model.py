@@ -239,3 +239,93 @@ def test_shift_depthwise_equals_the_grouped_conv_with_the_same_parameters(kernel
   np.testing.assert_allclose(out_shift, out_xla, rtol=1e-5, atol=1e-5)
   grads = [jax.grad(lambda p, m=m: jnp.sum(jnp.sin(m.apply(p, x))))(params) for m in (xla, shift)]
   np.testing.assert_allclose(grads[1]["params"]["kernel"], grads[0]["params"]["kernel"], rtol=1e-4, atol=1e-4)
+
+
+
+def _bn_variables(channels, seed=0):
+  """BN variables away from their init (scale 1, bias 0, mean 0, var 1), so that every one matters."""
+  rng = np.random.RandomState(seed)
+  return {"params": {"scale": 1 + 0.5 * rng.randn(channels).astype(np.float32),
+                     "bias": rng.randn(channels).astype(np.float32)},
+          "batch_stats": {"mean": rng.randn(channels).astype(np.float32),
+                          "var": 1 + rng.rand(channels).astype(np.float32)}}
+
+
+@pytest.mark.parametrize("dtype, train", [(jnp.float32, True), (jnp.bfloat16, True), (jnp.float32, False)],
+                         ids=["float32-train", "bfloat16-train", "float32-eval"])
+def test_one_bn_group_per_replica_is_exactly_nn_batchnorm(dtype, train):
+  """bn_group_size = the replica batch: nn.BatchNorm's variables (ported weights, checkpoints), outputs and
+  running-statistic updates, bit for bit."""
+  from tinynet_jax.models.layers import GroupedBatchNorm, batch_norm
+  x = jnp.asarray(2 + 3 * np.random.RandomState(1).randn(8, 5, 5, 6), dtype)
+  plain, grouped = batch_norm(train, dtype, None, "bn"), batch_norm(train, dtype, None, "bn", group_size=8)
+  assert isinstance(grouped, GroupedBatchNorm)
+  variables = lambda m: jax.eval_shape(m.init, jax.random.key(0), x)  # noqa: E731
+  assert jax.tree.map(lambda a: (a.shape, a.dtype), variables(grouped)) == \
+      jax.tree.map(lambda a: (a.shape, a.dtype), variables(plain))
+  apply = lambda m: jax.jit(lambda v, x: m.apply(v, x, mutable=["batch_stats"]))(_bn_variables(6), x)  # noqa: E731
+  for ours, theirs in zip(jax.tree.leaves(apply(grouped)), jax.tree.leaves(apply(plain))):
+    assert ours.dtype == theirs.dtype
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_bn_groups_keep_the_network_variables():
+  """Same variable tree (names, shapes, dtypes) with bn_group_size: ported timm weights and checkpoints load."""
+  spec = model_spec("tinynet_e")
+  tree = lambda model: jax.tree.map(lambda a: (a.shape, a.dtype), jax.eval_shape(  # noqa: E731
+      lambda key: model.init(key, jnp.zeros((8, 32, 32, 3)), train=True), jax.random.key(0)))
+  assert tree(create_model(spec, bn_group_size=4, bn_axis_name="data")) == tree(create_model(spec))
+
+
+def _bn_apply(module, variables, x):
+  return jax.jit(lambda v, x: module.apply(v, x, mutable=["batch_stats"]))(variables, x)
+
+
+def test_bn_groups_within_a_replica_batch_are_ghost_batch_norm():
+  """Groups of 2 in a batch of 8: each group normalised as nn.BatchNorm on it alone; the running statistics move
+  towards the groups' mean statistics (what averaging 4 replicas' nn.BatchNorm updates gives)."""
+  from tinynet_jax.models.layers import batch_norm
+  x = jnp.asarray(np.random.RandomState(2).randn(8, 3, 3, 4) + np.arange(8.0)[:, None, None, None], jnp.float32)
+  variables = _bn_variables(4)
+  y, stats = _bn_apply(batch_norm(True, jnp.float32, None, "bn", group_size=2), variables, x)
+  plain = batch_norm(True, jnp.float32, None, "bn")
+  out, expected = jax.jit(jax.vmap(lambda xs: plain.apply(variables, xs, mutable=["batch_stats"])))(
+      x.reshape(4, 2, 3, 3, 4))  # nn.BatchNorm on each group alone
+  np.testing.assert_allclose(y, out.reshape(x.shape), rtol=1e-5, atol=1e-5)
+  for key in ("mean", "var"):
+    np.testing.assert_allclose(stats["batch_stats"][key], expected["batch_stats"][key].mean(0), rtol=1e-5,
+                               atol=1e-6)
+  # The groups' mean variance, not the batch's (which also counts the spread between groups).
+  whole = _bn_apply(plain, variables, x)[1]["batch_stats"]["var"]
+  assert np.all(whole - stats["batch_stats"]["var"] > 0.1)
+
+
+def test_bn_groups_span_consecutive_replicas():
+  """Replica batches of 2, groups of 4: replicas (0, 1) and (2, 3) each normalise as one nn.BatchNorm batch and
+  keep its running statistics."""
+  from tinynet_jax.models.layers import batch_norm
+  x = np.random.RandomState(3).randn(4, 2, 3, 3, 5) + np.arange(4.0)[:, None, None, None, None]
+  x = jnp.asarray(x, jnp.float32)
+  variables = _bn_variables(5)
+  spanning = batch_norm(True, jnp.float32, "replicas", "bn", group_size=4)
+  y, stats = jax.jit(jax.vmap(lambda xs: spanning.apply(variables, xs, mutable=["batch_stats"]),
+                              axis_name="replicas"))(x)
+  plain = batch_norm(True, jnp.float32, None, "bn")
+  for group in range(2):
+    out, expected = _bn_apply(plain, variables, x[2 * group:2 * group + 2].reshape(4, 3, 3, 5))
+    np.testing.assert_allclose(y[2 * group:2 * group + 2].reshape(4, 3, 3, 5), out, rtol=1e-5, atol=1e-5)
+    for replica in (2 * group, 2 * group + 1):
+      for key in ("mean", "var"):
+        np.testing.assert_allclose(stats["batch_stats"][key][replica], expected["batch_stats"][key], rtol=1e-5,
+                                   atol=1e-6)
+
+
+@pytest.mark.parametrize("group_size, replicas, axis_name", [(3, 1, None), (4, 1, None), (6, 4, "r"), (4, 3, "r")])
+def test_bn_groups_that_do_not_tile_the_batch_are_refused(group_size, replicas, axis_name):
+  """Replica batches of 2: a group must divide it, or span whole replicas that divide the replica count."""
+  from tinynet_jax.models.layers import batch_norm
+  module = batch_norm(True, jnp.float32, axis_name, "bn", group_size=group_size)
+  x = jnp.ones((replicas, 2, 2, 2, 3))
+  with pytest.raises(ValueError, match=f"BN group_size {group_size} neither divides the replica batch 2"):
+    jax.eval_shape(jax.vmap(lambda xs: module.apply(_bn_variables(3), xs, mutable=["batch_stats"]),
+                            axis_name="r"), x)

@@ -23,11 +23,12 @@ class Block(nn.Module):
   dtype: Any = jnp.float32
   bn_axis_name: str | None = None
   depthwise_impl: str = "auto"
+  bn_group_size: int | None = None
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     b = self.block
-    norm = lambda name: batch_norm(train, self.dtype, self.bn_axis_name, name)  # noqa: E731
+    norm = lambda name: batch_norm(train, self.dtype, self.bn_axis_name, name, self.bn_group_size)  # noqa: E731
     shortcut = x
     # Norm names follow timm: the ds block has bn1 (dw) / bn2 (pw); the ir block bn1 (pw) / bn2 (dw) / bn3.
     if b.kind == "ir":
@@ -55,9 +56,13 @@ class EfficientNet(nn.Module):
     drop_path_rate: stochastic depth, rising linearly from 0 at the first block (timm's rule i / N).
     dtype: compute dtype (e.g. bfloat16 on accelerators); parameters stay float32, BN statistics are
       computed in float32 and logits are returned in float32.
-    bn_axis_name: mapped axis over which BatchNorm syncs batch statistics (None: per replica).
+    bn_axis_name: mapped axis over which BatchNorm syncs batch statistics (None: per replica); with
+      bn_group_size, the axis that BN groups larger than a replica's batch span.
     depthwise_impl: 'xla' (grouped conv), 'shift' (sum of shifted slices; fast on XLA:CPU) or 'auto' (shift on
       CPU, xla on accelerators). Same parameters and function either way.
+    bn_group_size: examples per BN statistics group in training (`layers.GroupedBatchNorm`): groups within a
+      replica's batch, or spanning consecutive replicas along bn_axis_name. None: as bn_axis_name says. Same
+      variables either way.
   """
   spec: ModelSpec
   num_classes: int = 1000
@@ -66,6 +71,7 @@ class EfficientNet(nn.Module):
   dtype: Any = jnp.float32
   bn_axis_name: str | None = None
   depthwise_impl: str = "auto"
+  bn_group_size: int | None = None
 
   def setup(self):
     # The head's modules are bound here, not inline, so that `classify` also applies on its own (Grad-CAM);
@@ -90,7 +96,7 @@ class EfficientNet(nn.Module):
     'stem', 'stage0'..'stageN' (block outputs), 'head' (pre-pool head activations, used by CAMs), 'pooled'.
     """
     spec = self.spec
-    norm = lambda name: batch_norm(train, self.dtype, self.bn_axis_name, name)  # noqa: E731
+    norm = lambda name: batch_norm(train, self.dtype, self.bn_axis_name, name, self.bn_group_size)  # noqa: E731
     features = {}
     x = x.astype(self.dtype)
     x = nn.swish(norm("bn1")(conv(spec.stem_channels, 3, 2, dtype=self.dtype, name="conv_stem")(x)))
@@ -99,7 +105,7 @@ class EfficientNet(nn.Module):
     for stage_index, stage in enumerate(spec.stages):
       for block_index, block in enumerate(stage):
         x = Block(block, self.drop_path_rate * index / total, self.dtype, self.bn_axis_name, self.depthwise_impl,
-                  name=f"blocks_{stage_index}_{block_index}")(x, train)
+                  self.bn_group_size, name=f"blocks_{stage_index}_{block_index}")(x, train)
         index += 1
       features[f"stage{stage_index}"] = x
     x = nn.swish(norm("bn2")(conv(spec.head_channels, dtype=self.dtype, name="conv_head")(x)))
@@ -112,7 +118,8 @@ class EfficientNet(nn.Module):
 
 
 def create_model(spec: ModelSpec, num_classes: int = 1000, **kwargs) -> EfficientNet:
-  """The Flax module for `spec`; kwargs: drop_rate, drop_path_rate, dtype, bn_axis_name."""
+  """The Flax module for `spec`; kwargs: drop_rate, drop_path_rate, dtype, bn_axis_name, depthwise_impl,
+  bn_group_size."""
   if not isinstance(spec, ModelSpec):
     raise TypeError(f"create_model takes a ModelSpec (see tinynet_jax.model_spec), got {type(spec).__name__}")
   if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:

@@ -157,8 +157,84 @@ def conv(features: int, kernel: int = 1, stride: int = 1, groups: int = 1, use_b
                  kernel_init=conv_kernel_init(groups), name=name)
 
 
-def batch_norm(train: bool, dtype: Any, axis_name: str | None, name: str) -> nn.BatchNorm:
-  """BatchNorm with statistics in float32 (Flax promotes them) and output in the compute dtype."""
+class GroupedBatchNorm(nn.Module):
+  """nn.BatchNorm (same variables, float32 statistics, fast variance E[x²] - E[x]²) whose training statistics
+  are those of groups of `group_size` consecutive examples of the global batch, whatever the device layout.
+
+  When `group_size` divides this replica's batch n, the batch splits into n / group_size groups ("ghost" BN;
+  one group is exactly nn.BatchNorm without an axis name). A group of k * n examples spans k consecutive
+  replicas along `axis_name`, which combine their per-channel moments (equal counts, so their plain mean).
+  The running statistics move towards the mean over this replica's groups of the groups' mean and variance;
+  the train step's pmean over replicas then makes them the mean over all groups of the global batch, so that
+  one device with 8 groups and 8 devices with one each keep the same running statistics.
+  """
+  group_size: int
+  use_running_average: bool = False
+  momentum: float = 0.99
+  epsilon: float = 1e-5
+  dtype: Any = None
+  axis_name: str | None = None
+
+  def _layout(self, n: int) -> tuple[int, int]:
+    """(groups in this replica's batch, replicas per group)."""
+    size = self.group_size
+    if n % size == 0:
+      return n // size, 1
+    if size % n == 0 and self.axis_name is not None and jax.lax.axis_size(self.axis_name) % (size // n) == 0:
+      return 1, size // n
+    axis = f"the {self.axis_name!r} axis" if self.axis_name else "no axis name"
+    raise ValueError(f"BN group_size {size} neither divides the replica batch {n} nor spans a whole number of "
+                     f"replicas dividing the replica count ({axis})")
+
+  @nn.compact
+  def __call__(self, x):
+    # Variables created in nn.BatchNorm's order, names and dtypes: its checkpoints and ported weights load as is.
+    features = (x.shape[-1],)
+    ra_mean = self.variable("batch_stats", "mean", lambda s: jnp.zeros(s, jnp.float32), features)
+    ra_var = self.variable("batch_stats", "var", lambda s: jnp.ones(s, jnp.float32), features)
+    scale = self.param("scale", nn.initializers.ones, features, jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, features, jnp.float32)
+    n = x.shape[0]
+    if self.use_running_average:
+      groups, mean, var = 1, ra_mean.value[None], ra_var.value[None]
+    else:
+      # At init (no mapped axis bound, any dummy batch) statistics of the whole batch: only shapes matter.
+      groups, span = (1, 1) if self.is_initializing() else self._layout(n)
+      stats_dtype = jnp.promote_types(x.dtype if self.dtype is None else self.dtype, jnp.float32)
+      grouped = x.astype(stats_dtype).reshape(groups, n // groups, *x.shape[1:])
+      axes = tuple(range(1, grouped.ndim - 1))
+      moments = jnp.stack([grouped.mean(axes), jax.lax.square(grouped).mean(axes)])  # (2, groups, C)
+      if span > 1:
+        # lax.psum's axis_index_groups is not implemented under shard_map: gather every replica's (tiny)
+        # moments and average those of this replica's group.
+        gathered = jax.lax.all_gather(moments, self.axis_name)
+        gathered = gathered.reshape(gathered.shape[0] // span, span, *moments.shape)
+        group = jax.lax.axis_index(self.axis_name) // span
+        moments = jax.lax.dynamic_index_in_dim(gathered, group, keepdims=False).mean(0)
+      mean, mean2 = moments
+      var = jnp.maximum(0.0, mean2 - jax.lax.square(mean))
+      if not self.is_initializing():
+        ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean.mean(0)
+        ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var.mean(0)
+    # nn.BatchNorm's normalisation, group by group.
+    shape = (groups,) + (1,) * (x.ndim - 1) + features
+    y = x.reshape(groups, n // groups, *x.shape[1:]) - mean.reshape(shape)
+    y = y * (jax.lax.rsqrt(var.reshape(shape) + self.epsilon) * scale) + bias
+    dtype = jnp.result_type(x, scale, bias) if self.dtype is None else self.dtype
+    return y.reshape(x.shape).astype(dtype)
+
+
+def batch_norm(train: bool, dtype: Any, axis_name: str | None, name: str,
+               group_size: int | None = None) -> nn.Module:
+  """BatchNorm with statistics in float32 (Flax promotes them) and output in the compute dtype.
+
+  `group_size` None: nn.BatchNorm, statistics of the replica's batch or, with `axis_name`, of the whole mapped
+  batch. Otherwise `GroupedBatchNorm`: statistics of groups of `group_size` examples, `axis_name` the axis that
+  groups larger than a replica's batch span.
+  """
+  if group_size is not None:
+    return GroupedBatchNorm(group_size, use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                            dtype=dtype, axis_name=axis_name, name=name)
   return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype,
                       param_dtype=jnp.float32, axis_name=axis_name, name=name)
 
