@@ -129,6 +129,7 @@ BAD_TRAIN_FIELDS = {
     "r": [0.0, -1.0, NAN, INF, True, "0.5"], "d": [0.0, NAN], "w": [-0.5, True],
     "rules": ["tiny", None], "base_resolution": [0, -224, 224.0, True, None], "resolution": [0, -1, 1.5, True],
     "dtype": ["fp32"], "depthwise_impl": ["conv"], "fast_compile": [True, "yes"], "sync_bn": [1, "True", None],
+    "bn_group_size": [0, -128, True, 128.0, "128"],
     "dataset": ["", " ", None, 5], "data_dir": ["", "None", 3], "data_on_device": [0, None],
     "resident_size": [0, -8, True], "eval_crop_pct": [0.0, 1.5, NAN, True],
     "dataset_options.num_classes": [0, -1, True, 2.5], "dataset_options.num_train": [0],
@@ -421,3 +422,35 @@ def test_bf16_is_the_accelerator_default_and_float32_turns_it_off(backend, name,
   from tinynet_jax.train.engine import compute_dtype
   monkeypatch.setattr(jax, "default_backend", lambda: backend)
   assert jnp.dtype(compute_dtype(name)).name == expected
+
+
+@pytest.mark.parametrize("batch_size, devices, group", [
+    (1024, 1, 128), (1024, 8, 128), (1024, 32, 128), (1024, 64, 128), (256, 8, 64), (1024, 8, 1024)])
+def test_bn_group_sizes_that_tile_the_global_batch_are_accepted(batch_size, devices, group):
+  """Groups within a device's batch (1 GPU at 1024: 8 groups of 128), one per device (8 x 128), or whole groups
+  of consecutive devices (32 devices x 32: 4 devices a group). The eval batch is not grouped."""
+  from tinynet_jax.train.config import check_config
+  check_config(_short(batch_size=batch_size, bn_group_size=group, eval_batch_size=devices), 1, devices)
+
+
+@pytest.mark.parametrize("fields, devices, needle", [
+    (dict(bn_group_size=128, sync_bn=True), 8, "bn_group_size=128 conflicts with sync_bn=True"),
+    (dict(bn_group_size=96), 8, "bn_group_size=96 must divide the per-device batch 128 (batch_size=1024 over 8 "
+                                "devices) or be a multiple of it spanning a number of devices that divides 8"),
+    (dict(bn_group_size=384), 8, "bn_group_size=384 must divide the per-device batch 128"),  # 3 devices of 8
+    (dict(bn_group_size=2048), 8, "bn_group_size=2048 must divide the per-device batch 128"),  # > global batch
+    (dict(bn_group_size=200), 1, "bn_group_size=200 must divide the per-device batch 1024"),
+])
+def test_bn_group_sizes_that_do_not_tile_the_batch_are_one_line_errors(fields, devices, needle):
+  """Rules between fields (the value's own rule is in BAD_TRAIN_FIELDS): the device layout and sync_bn."""
+  from tinynet_jax.train.config import check_config
+  with pytest.raises(ConfigError) as info:
+    check_config(_short(batch_size=1024, **fields), 1, devices)
+  assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_bad_bn_group_size_on_the_command_line_exits_2_before_writing(tmp_path, cli):
+  code, out, err = cli("tinynet_jax.main", "--config=configs/train.py:dataset=synthetic",
+                       f"--workdir={tmp_path / 'run'}", "--config.bn_group_size=3")  # 1024 on 8 fake devices
+  assert code == 2 and "bn_group_size=3 must divide the per-device batch 128" in err, err
+  assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

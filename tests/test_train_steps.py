@@ -67,21 +67,25 @@ def test_label_smoothing_forms():
   np.testing.assert_allclose(timm_form, [[0.02, 0.92, 0.02, 0.02, 0.02]], rtol=1e-6)
 
 
-def _train(num_devices, sync_bn, num_steps=3):
+def _train(num_devices, sync_bn, num_steps=3, batch_size=16, bn_group_size=None, spec=SPEC, variables=None):
   mesh = jax.make_mesh((num_devices,), (steps.AXIS,), axis_types=(jax.sharding.AxisType.Explicit,),
                        devices=jax.devices()[:num_devices])
-  # No dropout: its masks are drawn per replica, so they depend on the device layout.
-  model = tj.create_model(SPEC, 10, bn_axis_name=steps.AXIS if sync_bn else None)
+  # No dropout: its masks are drawn per replica, so they depend on the device layout. The BN arguments are
+  # the engine's (`train.engine.create_engine`).
+  model = tj.create_model(spec, 10, bn_axis_name=steps.AXIS if sync_bn or bn_group_size else None,
+                          bn_group_size=bn_group_size)
   tx = rmsprop_tf(0.01, weight_decay=1e-5)
-  variables = jax.jit(tj.create_model(SPEC, 10).init)(jax.random.key(0), jnp.zeros((1, 33, 33, 3)))
+  res = spec.resolution
+  if variables is None:
+    variables = jax.jit(tj.create_model(spec, 10).init)(jax.random.key(0), jnp.zeros((1, res, res, 3)))
   state = parallel.replicate(mesh, create_state(variables, tx))
   step = parallel.shard_step(steps.train_step, mesh, donate_state=True, model=model, tx=tx,
                              keys={"dropout": jax.random.key(1)}, num_classes=10, label_smoothing=0.1,
                              exclusive_smoothing=True, ema_decay=0.9)
   rng = np.random.RandomState(0)
   for _ in range(num_steps):
-    batch = {"image": rng.randn(16, 33, 33, 3).astype(np.float32),
-             "label": rng.randint(0, 10, 16).astype(np.int32)}
+    batch = {"image": rng.randn(batch_size, res, res, 3).astype(np.float32),
+             "label": rng.randint(0, 10, batch_size).astype(np.int32)}
     state, metrics = step(state, parallel.global_batch(mesh, batch))
   return jax.tree.map(np.asarray, state), {k: float(v) for k, v in metrics.compute().items()}
 
@@ -106,6 +110,54 @@ def test_per_replica_bn_differs_but_stays_replicated(one_device):
   bn_mean = lambda s: s.batch_stats["bn1"]["mean"]  # noqa: E731
   assert not np.allclose(bn_mean(local), bn_mean(single), rtol=1e-3)
   assert np.isfinite(bn_mean(local)).all()
+
+
+# BN groups: five one-step runs, a compile each (~5 CPU s on XLA:CPU), of a network with 4 BatchNorms (stem,
+# a residual ds block with SE, head) at 12 px, from one set of variables (`init_variables` compiles far faster
+# than `model.init`).
+BN_SPEC = tj.build_spec(1.0, 1.0, 0.25, rules="efficientnet", resolution=12, arch=(("ds_r1_k3_s1_e1_c16_se0.25",),))
+
+
+@pytest.fixture(scope="module")
+def bn_step():
+  """(devices, global batch, bn_group_size) -> one train step's (state, metrics), per-replica BN when None."""
+  from tinynet_jax.models import init_variables
+  res = BN_SPEC.resolution
+  variables = jax.jit(lambda key: init_variables(tj.create_model(BN_SPEC, 10), key, jnp.zeros((1, res, res, 3))))(
+      jax.random.key(0))
+  variables = jax.tree.map(np.asarray, variables)  # host copies: each run's state is donated to its step
+  return lambda devices, batch_size, group=None: _train(devices, False, 1, batch_size, group, BN_SPEC, variables)
+
+
+def _assert_same_step(ours, theirs):
+  """Every leaf of the new state (params, BN statistics, their EMAs) and the metrics agree to float32 rounding;
+  returns the largest absolute difference."""
+  (state, metrics), (other, other_metrics) = ours, theirs
+  for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(other)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert metrics == pytest.approx(other_metrics, rel=1e-5)
+  return max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(other)))
+
+
+@pytest.fixture(scope="module")
+def per_replica_8x4(bn_step):
+  """The reference's layout (8 GPUs x 128, per-replica BN) scaled down to 8 devices x 4."""
+  return bn_step(8, 32)
+
+
+def test_bn_groups_of_one_replica_batch_are_per_replica_bn(bn_step, per_replica_8x4):
+  _assert_same_step(bn_step(8, 32, 4), per_replica_8x4)
+
+
+def test_bn_groups_reproduce_eight_replicas_on_one_device(bn_step, per_replica_8x4):
+  """1 device x 32 in 8 groups of 4 takes the step of 8 devices x 4 with per-replica BN: the same
+  normalisation, gradients and running statistics (the mean over the groups = the replicas' pmean)."""
+  _assert_same_step(bn_step(1, 32, 4), per_replica_8x4)
+
+
+def test_bn_groups_spanning_two_devices_are_per_replica_bn_on_half_the_devices(bn_step):
+  """8 devices x 2 in groups of 4 (two consecutive devices each) = 4 devices x 4 with per-replica BN."""
+  _assert_same_step(bn_step(8, 16, 4), bn_step(4, 16))
 
 
 def test_eval_step_counts_masked_examples_once():
@@ -151,3 +203,19 @@ def test_seeds_share_one_program_and_engines_share_its_compilation():
   assert other.program("eval") is not first.program("eval")
   init_0, init_1 = first.program("init")(), second.program("init")()  # one init program, each with its seed
   assert not np.array_equal(init_0.params["classifier"]["kernel"], init_1.params["classifier"]["kernel"])
+
+
+def test_the_engine_builds_bn_groups_from_the_config():
+  """bn_group_size reaches every BatchNorm with the 'data' axis (for groups spanning devices); a workdir's
+  config.json from before the field existed (evaluation builds its engine from it) means per-replica BN."""
+  import ml_collections
+  from tinynet_jax.train.benchmark import benchmark_config
+  from tinynet_jax.train.engine import create_engine
+  mesh = parallel.make_mesh()
+  config = benchmark_config("tinynet_e", "train", batch=64, resolution=24)
+  config.bn_group_size = 16
+  model = create_engine(config, BN_SPEC, 10, mesh).model
+  assert (model.bn_group_size, model.bn_axis_name) == (16, steps.AXIS)
+  old = ml_collections.ConfigDict({k: v for k, v in config.to_dict().items() if k != "bn_group_size"})
+  model = create_engine(old, BN_SPEC, 10, mesh).model
+  assert (model.bn_group_size, model.bn_axis_name) == (None, None)

@@ -119,6 +119,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.depthwise_impl = "auto"  # 'shift' on CPU (4x faster train step on XLA:CPU), 'xla' on accelerators
   c.fast_compile = "auto"  # 'auto' = 'on' on CPU: skip LLVM's expensive passes, half the compile time
   c.sync_bn = False  # per-replica BN statistics like the reference's 8 GPUs x 128; True = cross-replica
+  # Images per BN statistics group in training, on any device layout: 128 = the reference's 8 GPUs x 128 on one
+  # GPU at 1024 (8 groups), 8 x 128 (per replica) or a pod at 32 per device (a group spans 4 devices).
+  # None: per replica unless sync_bn.
+  c.bn_group_size = config_dict.placeholder(int)
   # Data.
   c.dataset = "imagenet2012"
   c.data_dir = config_dict.placeholder(str)
@@ -383,7 +387,7 @@ TRAIN_FIELDS: dict[str, Rule] = {
     "dtype": choice("auto", "float32", "bfloat16", "float16"),
     "depthwise_impl": choice("auto", "xla", "shift"),
     "fast_compile": choice("auto", "on", "off"),
-    "sync_bn": boolean,
+    "sync_bn": boolean, "bn_group_size": optional(positive_int),
     "dataset": text, "data_dir": optional_text,
     "data_on_device": boolean, "resident_size": optional(positive_int),
     "eval_crop_pct": interval("(0, 1]"),
@@ -461,3 +465,20 @@ def check_config(config, process_count: int, device_count: int, *, prefix: str =
     if size % device_count or size % process_count:
       raise ConfigError(f"{prefix}{key}={size} must divide evenly over {device_count} devices "
                         f"and {process_count} processes")
+  if config.get("bn_group_size") is not None:
+    check_bn_group_size(config, device_count, prefix)
+
+
+def check_bn_group_size(config, device_count: int, prefix: str = "") -> None:
+  """bn_group_size (a positive integer by its rule) must tile the global batch: groups within a device's batch,
+  or whole groups of consecutive devices. The eval step normalises with the running statistics, so the eval
+  batch is free."""
+  size = config.bn_group_size
+  if config.sync_bn:
+    raise ConfigError(f"{prefix}bn_group_size={size} conflicts with {prefix}sync_bn=True (statistics of the whole "
+                      "global batch): set one of them")
+  per_device = config.batch_size // device_count
+  if per_device % size and (size % per_device or device_count % (size // per_device)):
+    raise ConfigError(f"{prefix}bn_group_size={size} must divide the per-device batch {per_device} "
+                      f"({prefix}batch_size={config.batch_size} over {device_count} devices) or be a multiple of "
+                      f"it spanning a number of devices that divides {device_count}")

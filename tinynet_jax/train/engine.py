@@ -146,9 +146,12 @@ def create_engine(config, spec: ModelSpec, num_classes: int, mesh: jax.sharding.
   """
   lengths = lengths or schedule_lengths(config, config.batch_size)
   xla_options = parallel.compiler_options(config.fast_compile)
+  # .get: a workdir's config.json from before bn_group_size existed (evaluation builds its engine from it).
+  bn_group_size = config.get("bn_group_size")
   model = create_model(spec, num_classes, drop_rate=config.drop_rate, drop_path_rate=config.drop_path_rate,
-                       dtype=compute_dtype(config.dtype), bn_axis_name=parallel.AXIS if config.sync_bn else None,
-                       depthwise_impl=config.depthwise_impl)
+                       dtype=compute_dtype(config.dtype),
+                       bn_axis_name=parallel.AXIS if config.sync_bn or bn_group_size else None,
+                       depthwise_impl=config.depthwise_impl, bn_group_size=bn_group_size)
   tx, schedule = make_optimizer(config, lengths)
   init_model = create_model(spec, num_classes)  # BN without an axis name: init runs outside shard_map
 
