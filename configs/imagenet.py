@@ -7,7 +7,8 @@ The models are the zoo's (`tinynet_jax.arch.zoo`: TinyNet A-E, EfficientNet-B0 a
 FLOPs and top-1 per model); `python -m tinynet_jax.flops` prints them with their input sizes and counted MACs.
 Recipe: the official MindSpore trainer (configs/train.py, recipe=paper, with its per-model drop path): 450
 epochs, global batch 1024 (8 GPUs x 128), RMSProp TF-style, lr 0.048, EMA 0.9999; per-replica BN like the
-reference. Expect about 10 GPU-days per model on 8 V100s at the paper's scale.
+reference (on another layout than 8 devices x 128, --config.bn_group_size=128 keeps its statistics).
+Expect about 10 GPU-days per model on 8 V100s at the paper's scale.
 
 Arguments (after ':'): model (a zoo name), recipe (paper | ra), dataset.
 """
