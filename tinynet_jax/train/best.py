@@ -32,6 +32,15 @@ class BestEvals:
       if current is None or entry["top1"] > current["top1"]:
         self.best[weights] = entry
 
+  def kept_checkpoint(self, metric: str, step: int | None) -> dict[str, float] | None:
+    """{"step", `metric`} of the best checkpoint at `step` (`Checkpointer.best_step`), from these evals when
+    this best by `metric` is that step (both rank alike), else None (ask the checkpoint's saved metrics)."""
+    weights = next((w for w, names in WEIGHTS.items() if names["top1"] == metric), None)
+    entry = self.best.get(weights)
+    if step is None or entry is None or entry["step"] != step:
+      return None
+    return {"step": step, metric: entry["top1"]}
+
   def to_dict(self) -> dict[str, dict[str, Any]]:
     return {weights: dict(entry) for weights, entry in self.best.items()}
 

@@ -60,10 +60,19 @@ def resident_dataset(config, mesh) -> dict[str, jax.Array]:
 
 # Compiled programs of recent engines, by (program key, name), shared by engines whose configs differ only in
 # fields no program depends on (the seed above all: a sweep model and its replicates, a look-ahead compile and the
-# run it prepares), so that such an engine neither traces nor compiles again. A few: each holds device code.
+# run it prepares), so that such an engine neither traces nor compiles again; with them its abstract state. A
+# few: each holds device code. 4 entries a network (init, a train step, eval, the abstract state), so the last 10
+# networks: the demo's 6 random models and 3 speculatively compiled formula models, then the replicates.
 _PROGRAMS: collections.OrderedDict = collections.OrderedDict()
 _PROGRAMS_LOCK = threading.Lock()
-PROGRAMS_KEPT = 32
+PROGRAMS_KEPT = 40
+def _remember(key, value) -> None:
+  with _PROGRAMS_LOCK:
+    _PROGRAMS[key] = value
+    while len(_PROGRAMS) > PROGRAMS_KEPT:
+      _PROGRAMS.popitem(last=False)
+
+
 # Config fields that change no compiled program: the seed reaches the steps as an argument (PRNG keys).
 NOT_IN_PROGRAM = ("seed", "job", "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
                   "keep_checkpoints", "best_metric")
@@ -103,10 +112,7 @@ class Engine:
       compiled = _PROGRAMS.get(key)
     if compiled is None:
       compiled = step.lower(*args).compile()
-      with _PROGRAMS_LOCK:
-        _PROGRAMS[key] = compiled
-        while len(_PROGRAMS) > PROGRAMS_KEPT:
-          _PROGRAMS.popitem(last=False)
+      _remember(key, compiled)
     if name == "init":
       return functools.partial(compiled, *self.init.args)
     return step.bind(compiled) if isinstance(step, parallel.WithKeys) else compiled
@@ -161,9 +167,14 @@ def create_engine(config, spec: ModelSpec, num_classes: int, mesh: jax.sharding.
 
   # `init_variables` draws all parameters from two RNG calls: init compile 6.8 s -> 1.5 s on XLA:CPU.
   init_key = jax.random.key(config.seed)
-  abstract = jax.eval_shape(init, init_key)
-  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=parallel.replicated(mesh)),
-                          abstract)
+  key = program_key(config, num_classes, lengths, mesh)
+  with _PROGRAMS_LOCK:
+    abstract = _PROGRAMS.get((key, "abstract_state"))
+  if abstract is None:  # tracing the init costs ~1.3 s a sweep model: once per program key, like the programs
+    abstract = jax.eval_shape(init, init_key)
+    abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=parallel.replicated(mesh)),
+                            abstract)
+    _remember((key, "abstract_state"), abstract)
   init_fn = jax.jit(init, out_shardings=parallel.replicated(mesh), compiler_options=xla_options)
   keys = {"dropout": jax.random.key(config.seed + 1), "augment": jax.random.key(config.seed + 2)}
   step_options = dict(
@@ -187,7 +198,7 @@ def create_engine(config, spec: ModelSpec, num_classes: int, mesh: jax.sharding.
       resident_batch=parallel.batch_struct(mesh, config.batch_size, {"index": ((), jnp.int32),
                                                                      "position": ((), jnp.uint32)}),
       eval_batch=parallel.batch_struct(mesh, eval_batch_size, {**image_fields, "mask": ((), jnp.float32)}),
-      step_options=step_options, program_key=program_key(config, num_classes, lengths, mesh))
+      step_options=step_options, program_key=key)
 
 
 def program_key(config, num_classes: int, lengths: ScheduleLengths, mesh) -> str:

@@ -165,7 +165,9 @@ def train_and_evaluate(config, workdir: str | Path) -> dict[str, Any]:
       eval_metrics = evaluate(state)
       best.update(total_steps, eval_metrics)
     checkpointer.wait()  # the final save, which may be the best, is written
-    kept = checkpointer.best_metrics() or {}  # none: a workdir whose saves predate best checkpoints
+    kept = best.kept_checkpoint(config.best_metric, checkpointer.best_step())
+    if kept is None:  # its eval is not among this run's records: read what was saved with it (~0.8 s)
+      kept = checkpointer.best_metrics() or {}  # none: a workdir whose saves predate best checkpoints
     final = {
         "model": spec.label, "r": spec.r, "d": spec.d, "w": spec.w, "resolution": spec.resolution,
         "dataset": config.dataset, "steps": total_steps, "params": count_params(spec, info.num_classes),
