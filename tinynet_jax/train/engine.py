@@ -66,6 +66,13 @@ def resident_dataset(config, mesh) -> dict[str, jax.Array]:
 _PROGRAMS: collections.OrderedDict = collections.OrderedDict()
 _PROGRAMS_LOCK = threading.Lock()
 PROGRAMS_KEPT = 40
+
+
+def _recall(key):
+  with _PROGRAMS_LOCK:
+    return _PROGRAMS.get(key)
+
+
 def _remember(key, value) -> None:
   with _PROGRAMS_LOCK:
     _PROGRAMS[key] = value
@@ -108,8 +115,7 @@ class Engine:
         "eval": (self.eval_step, (self.abstract_state, self.eval_batch)),
     }[name]
     key = (self.program_key, name)
-    with _PROGRAMS_LOCK:
-      compiled = _PROGRAMS.get(key)
+    compiled = _recall(key)
     if compiled is None:
       compiled = step.lower(*args).compile()
       _remember(key, compiled)
@@ -168,8 +174,7 @@ def create_engine(config, spec: ModelSpec, num_classes: int, mesh: jax.sharding.
   # `init_variables` draws all parameters from two RNG calls: init compile 6.8 s -> 1.5 s on XLA:CPU.
   init_key = jax.random.key(config.seed)
   key = program_key(config, num_classes, lengths, mesh)
-  with _PROGRAMS_LOCK:
-    abstract = _PROGRAMS.get((key, "abstract_state"))
+  abstract = _recall((key, "abstract_state"))
   if abstract is None:  # tracing the init costs ~1.3 s a sweep model: once per program key, like the programs
     abstract = jax.eval_shape(init, init_key)
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=parallel.replicated(mesh)),
