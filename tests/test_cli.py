@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tinynet_jax.checkpoints import write_ckpt
-from tinynet_jax.tools import cli, convert, flops
+from tinynet_jax.tools import allocator, cli, convert, flops
 from tinynet_jax.costs import count_macs, count_params
 from tinynet_jax.arch import ZOO, model_spec
 
@@ -132,3 +132,24 @@ def test_real_process_exit_code_and_no_jax_import_for_flops(run_module, run_pyth
   done = run_python("-c", "import sys, runpy; sys.argv = ['flops']; import tinynet_jax.tools.flops as f; f.main([]); "
                           "assert 'jax' not in sys.modules and 'flax' not in sys.modules")
   assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(not allocator.on_glibc(), reason="the malloc tunables are glibc's")
+def test_the_main_entry_reexecs_once_with_glibc_malloc_tunables(run_python, monkeypatch):
+  """`python -m tinynet_jax.main` restarts itself once with GLIBC_TUNABLES set (read only at process start);
+  a caller's own GLIBC_TUNABLES, or TINYNET_MALLOC_TUNING=0, is left alone."""
+  script = ("import os, sys; from tinynet_jax.tools.allocator import reexec_with_tuned_malloc; print('start', "
+            "sys.argv[1:], flush=True); reexec_with_tuned_malloc(); print(os.environ.get('GLIBC_TUNABLES'))")
+  monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+  monkeypatch.delenv("TINYNET_MALLOC_TUNING", raising=False)
+  tuned = run_python("-c", script, "--config=x")
+  assert tuned.stdout.splitlines() == ["start ['--config=x']", "start ['--config=x']", allocator.TUNABLES], tuned.stderr
+  monkeypatch.setenv("TINYNET_MALLOC_TUNING", "0")
+  assert run_python("-c", script).stdout.splitlines() == ["start []", "None"]
+  monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=1")
+  monkeypatch.delenv("TINYNET_MALLOC_TUNING")
+  assert run_python("-c", script).stdout.splitlines() == ["start []", "glibc.malloc.arena_max=1"]
+  # The shim itself: the real entry point still gives its one-line error and exit 2 after the restart.
+  monkeypatch.delenv("GLIBC_TUNABLES")
+  bad = run_python("-m", "tinynet_jax.main", "--workdir=/nonexistent/x")
+  assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("python -m tinynet_jax.main: error:")

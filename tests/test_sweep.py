@@ -5,6 +5,7 @@ index and shard selection, results.jsonl), then the main job end to end once: a 
 import importlib.util
 import json
 import os
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -185,32 +186,42 @@ def test_index_and_shards_train_their_models_and_the_last_one_analyses(plan, ana
   assert analyses[-1] == sorted(planned + replicate_ids(plan) + FORMULA_IDS)
 
 
-def test_each_new_network_is_compiled_ahead_before_it_trains(plan, analyses, tmp_path):
+@pytest.mark.parametrize("speculate", [None, True])  # None: the default, off on this CPU
+def test_each_new_network_is_compiled_ahead_before_it_trains(speculate, plan, analyses, tmp_path):
   """The look-ahead compiles every run but replicates (their model's program is compiled already), each before
-  that run trains, and at most LOOKAHEAD runs ahead of the one training."""
+  that run trains, and at most LOOKAHEAD runs ahead of the one training. With `speculate` (the default off CPU)
+  the formula models compile while the replicates train; without (on CPU) only once the replicates are done."""
   events = []
   trainer = FakeTrainer()
+  formula_compiled = threading.Event()
 
   def train_fn(config, workdir):
+    if speculate and Path(workdir).name.endswith("-s1"):  # the speculation runs in a thread: let it come
+      assert formula_compiled.wait(timeout=30), "no formula model was compiled while the replicates trained"
     events.append(("train", Path(workdir).name))
     return trainer(config, workdir)
 
   def compile_fn(config):
     events.append(("compile", (config.r, config.d, config.w, config.seed)))
+    if (config.r, config.d, config.w) == (0.5, 0.5, 0.5):  # the stub fit's formula model
+      formula_compiled.set()
 
-  runner.run_sweep(sweep_config(), tmp_path, train_fn=train_fn, compile_fn=compile_fn)
+  runner.run_sweep(sweep_config(), tmp_path, train_fn=train_fn, compile_fn=compile_fn, speculate=speculate)
   trained = [name for kind, name in events if kind == "train"]
   compiled = [what for kind, what in events if kind == "compile"]
   rows = {row["id"]: row for row in read_results(tmp_path / "results.jsonl")}
   new = [i for i in trained if not rows[i].get("replicate_of")]
-  # The formula models are compiled twice over: speculatively (from the fit before replicates) and for real;
-  # the stub fit gives the same (0.5, 0.5, 0.5) both times, so the second is the same config and skipped.
+  # Speculated or not, each formula model is compiled once: the stub fit gives the same (0.5, 0.5, 0.5) before and
+  # after the replicates, so the second request is the same config and skipped.
   assert sorted(compiled) == sorted({(rows[i]["r"], rows[i]["d"], rows[i]["w"], rows[i]["seed"]) for i in new})
   for position, name in enumerate(trained):
     row = rows[name]
     if not row.get("replicate_of"):
       key = (row["r"], row["d"], row["w"], row["seed"])
       assert events.index(("compile", key)) < events.index(("train", name))
+  last_replicate = max(events.index(("train", i)) for i in replicate_ids(plan))
+  first_formula_compile = events.index(("compile", (0.5, 0.5, 0.5, 0)))
+  assert (first_formula_compile < last_replicate) == bool(speculate)
 
 
 def test_a_workdir_holds_one_sweep(analyses, tmp_path):
