@@ -148,7 +148,7 @@ BAD_TRAIN_FIELDS = {
     "momentum": [-0.1, 1.0, NAN, True], "rms_decay": [1.0, -0.5], "opt_eps": [0.0, -1e-3, INF],
     "weight_decay": [-1e-5, NAN, True], "warmup_lr": [-1e-6, INF], "decay_rate": [0.0, 1.5, NAN, -0.97],
     "label_smoothing": [1.0, -0.1, True], "exclusive_smoothing": [1, None], "ema_decay": [1.0, -0.1, NAN],
-    "ema_warmup": ["no"], "drop_rate": [1.0, -0.2, NAN], "drop_path_rate": [1.0, -0.1],
+    "ema_warmup": ["no"], "flat_optimizer": [1, "no"], "drop_rate": [1.0, -0.2, NAN], "drop_path_rate": [1.0, -0.1],
     "augment.crop_scale": [(0.5,), (0.9, 0.5), (0.0, 1.0), (0.5, 1.5), (0.5, NAN), (0.5, True), 0.5, None],
     "augment.crop_ratio": [(4 / 3, 3 / 4), (0.0, 1.0), (1.0, INF), (1.0,)], "augment.flip": [1, None],
     "augment.color_jitter": [-0.4, NAN, INF, True], "augment.randaugment": ["rand-x9", "m9", 5],

@@ -17,12 +17,13 @@ def test_eight_devices():
   assert jax.device_count() == 8
 
 
-def test_rmsprop_tf_equals_timm_rmsproptf():
+@pytest.mark.parametrize("flat", [False, True])  # flat: the update on one raveled vector (flat_optimizer)
+def test_rmsprop_tf_equals_timm_rmsproptf(flat):
   torch = pytest.importorskip("torch")
   from timm.optim import RMSpropTF
   rng = np.random.RandomState(0)
   init = {"w": rng.randn(4, 3).astype(np.float32), "b": rng.randn(3).astype(np.float32)}
-  tx = rmsprop_tf(0.01, decay=0.9, momentum=0.9, eps=1e-3, weight_decay=1e-2)
+  tx = rmsprop_tf(0.01, decay=0.9, momentum=0.9, eps=1e-3, weight_decay=1e-2, flat=flat)
   params = jax.tree.map(jnp.asarray, init)
   opt_state = tx.init(params)
   theirs = {k: torch.tensor(v, requires_grad=True) for k, v in init.items()}

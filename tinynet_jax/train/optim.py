@@ -48,30 +48,40 @@ def decay_mask(params: Any) -> Any:
   return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
+def weight_decay_l2(weight_decay: float) -> optax.GradientTransformation:
+  return optax.add_decayed_weights(weight_decay, mask=decay_mask) if weight_decay else optax.identity()
+
+
 def rmsprop_tf(learning_rate: optax.ScalarOrSchedule, *, decay: float = 0.9, momentum: float = 0.9,
-               eps: float = 1e-3, weight_decay: float = 0.0) -> optax.GradientTransformation:
-  return optax.chain(
-      optax.add_decayed_weights(weight_decay, mask=decay_mask) if weight_decay else optax.identity(),
-      optax.scale_by_rms(decay=decay, eps=eps, initial_scale=1.0, eps_in_sqrt=True),
-      optax.scale_by_learning_rate(learning_rate),
-      optax.trace(decay=momentum, nesterov=False),
-  )
+               eps: float = 1e-3, weight_decay: float = 0.0, flat: bool = False) -> optax.GradientTransformation:
+  """`flat`: the RMSProp update on one vector of all parameters (`flat_updates`); the same function."""
+  update = [optax.scale_by_rms(decay=decay, eps=eps, initial_scale=1.0, eps_in_sqrt=True),
+            optax.scale_by_learning_rate(learning_rate), optax.trace(decay=momentum, nesterov=False)]
+  if flat:
+    return optax.chain(weight_decay_l2(weight_decay), flat_updates(optax.chain(*update)))
+  return optax.chain(weight_decay_l2(weight_decay), *update)
+
+
+def flat_updates(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+  """`tx` on the raveled parameter vector: one update kernel instead of one per parameter, whose XLA:CPU code
+  generation is ~12% of a sweep model's train-step compile (docs/performance.md). The weight decay's mask stays
+  outside, where it still sees each parameter's rank."""
+  return optax.flatten(tx)
 
 
 def make_optimizer(config, lengths: ScheduleLengths) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """The optimizer named by ``config.optimizer`` with the recipe's step-decay schedule over `lengths`
-  (`tinynet_jax.train.config.schedule_lengths`)."""
+  (`tinynet_jax.train.config.schedule_lengths`); ``config.flat_optimizer`` runs its update on one flat vector."""
   base_lr = config.lr * config.batch_size / config.lr_batch_size  # linear scaling with the global batch
   schedule = step_decay_schedule(base_lr=base_lr, warmup=lengths.warmup, warmup_lr=config.warmup_lr,
                                  decay=lengths.decay, decay_rate=config.decay_rate)
+  flat = config.get("flat_optimizer", False)
   if config.optimizer == "rmsprop_tf":
     tx = rmsprop_tf(schedule, decay=config.rms_decay, momentum=config.momentum, eps=config.opt_eps,
-                    weight_decay=config.weight_decay)
+                    weight_decay=config.weight_decay, flat=flat)
   elif config.optimizer == "sgd":
-    tx = optax.chain(
-        optax.add_decayed_weights(config.weight_decay, mask=decay_mask) if config.weight_decay
-        else optax.identity(),
-        optax.sgd(schedule, momentum=config.momentum, nesterov=True))
+    update = optax.sgd(schedule, momentum=config.momentum, nesterov=True)
+    tx = optax.chain(weight_decay_l2(config.weight_decay), flat_updates(update) if flat else update)
   else:
     raise ConfigError(f"unknown optimizer {config.optimizer!r} (known: rmsprop_tf, sgd)")
   return tx, schedule
