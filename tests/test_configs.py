@@ -373,7 +373,14 @@ def test_short_schedule_preset_is_the_configs_short_runs():
   assert preset.to_dict() == runlocal.to_dict()
   demo = load("sweep").get_config("demo").train
   assert (demo.total_steps, demo.num_epochs, demo.warmup_steps, demo.warmup_epochs, demo.decay_epochs,
-          demo.ema_warmup) == (150, 450.0, 10, None, 1.0, True)  # length and warm-up in steps, decay per epoch
+          demo.decay_steps, demo.ema_warmup) == (150, 450.0, 10, None, None, 15, True)  # all in steps
+  # The demo's LR ends at 0.8^9 of its peak (its models converge: raw and EMA agree); the proxy's decays per epoch.
+  from tinynet_jax.train.config import schedule_lengths
+  from tinynet_jax.train.optim import make_optimizer
+  _, lr = make_optimizer(demo, schedule_lengths(demo, num_train=5752))
+  assert float(lr(149)) / float(lr(10)) == pytest.approx(0.8 ** 9, rel=1e-5)
+  proxy = load("sweep").get_config("proxy").train
+  assert (proxy.decay_epochs, proxy.decay_steps) == (1.0, None)
   with pytest.raises(ConfigError, match="exactly one of num_epochs, total_steps"):
     apply_short_schedule(preset, batch_size=64, num_epochs=1.0, total_steps=5, decay_rate=0.9, ema_decay=0.9,
                          log_every_steps=1, checkpoint_every_steps=1)
