@@ -1,6 +1,6 @@
 r"""The Rubik's cube search (paper §3): random twists at FLOPs levels -> frontier -> GP formula -> figures.
 
-    python -m tinynet_jax.main --config=configs/sweep.py:demo --workdir=runs/demo           # digit_mosaic, CPU, 5-7 min
+    python -m tinynet_jax.main --config=configs/sweep.py:demo --workdir=runs/demo           # digit_mosaic, CPU, ~5 min
     python -m tinynet_jax.main --config=configs/sweep.py --workdir=runs/in100               # ImageNet-100, 105 models
     python -m tinynet_jax.main --config=configs/sweep.py:index=7 --workdir=runs/in100       # one model (job arrays)
     python -m tinynet_jax.main --config=configs/sweep.py --config.shard=3/8 --workdir=runs/in100   # a slice
@@ -37,7 +37,7 @@ Sweep models are 0.06-0.87 x B0's MACs; at ~10-20k images/s on one H100 (the bf1
 ~8.9k, and smaller models run faster) that is ~1.5-3 min a model plus ~1 min compile, and ~4-7 H100-hours for
 the 105 models (the paper: 10.4 GPU-days on full ImageNet). A TPU v4-8 slice, fanned out with --config.shard, is
 in the same range.
-The demo: 12 runs in 5.3-7 minutes on a 2-core CPU (README); the proxy study: 48 runs in ~30 minutes (README).
+The demo: 12 runs in 4.6-5.0 minutes on a 2-core CPU (README); the proxy study: 48 runs in ~30 minutes (README).
 
 Arguments (after ':'): demo, proxy, index, dataset, per_level, seed. dataset=folder:PATH sweeps an image folder (README,
 "Your own data"); with demo it keeps the demo's 32 px base and whole, unflipped images.
@@ -91,8 +91,8 @@ def get_config(arg=None):
     train.data_on_device = True  # the train split lives on the device; augmentation runs inside the step
     train.base_resolution = 32
     apply_whole_images(train)
-    # 150 steps of 64 (1.7 epochs) with a 10-step warm-up: a 26 px model reaches 98.5-99.0% top-1 with raw and
-    # EMA within 0.6 points (seeds 0, 1); 80 steps with no warm-up left models at 40-80% and raw/EMA 25 apart.
+    # 150 steps of 64 (1.7 epochs) with a 10-step warm-up (80 steps with none left models at 40-80% and raw/EMA
+    # 25 points apart); the demo's LR also decays in steps (below).
     apply_short_schedule(train, batch_size=64, total_steps=150, decay_rate=0.8, ema_decay=0.99,
                          log_every_steps=50, checkpoint_every_steps=1000)
     set_duration(train, "warmup", steps=10)

@@ -135,7 +135,7 @@ def test_real_process_exit_code_and_no_jax_import_for_flops(run_module, run_pyth
 
 
 @pytest.mark.skipif(not allocator.on_glibc(), reason="the malloc tunables are glibc's")
-def test_the_main_entry_reexecs_once_with_glibc_malloc_tunables(run_python, monkeypatch):
+def test_the_main_entry_reexecs_once_with_glibc_malloc_tunables(run_python, monkeypatch, tmp_path):
   """`python -m tinynet_jax.main` restarts itself once with GLIBC_TUNABLES set (read only at process start);
   a caller's own GLIBC_TUNABLES, or TINYNET_MALLOC_TUNING=0, is left alone."""
   script = ("import os, sys; from tinynet_jax.tools.allocator import reexec_with_tuned_malloc; print('start', "
@@ -149,7 +149,13 @@ def test_the_main_entry_reexecs_once_with_glibc_malloc_tunables(run_python, monk
   monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=1")
   monkeypatch.delenv("TINYNET_MALLOC_TUNING")
   assert run_python("-c", script).stdout.splitlines() == ["start []", "glibc.malloc.arena_max=1"]
-  # The shim itself: the real entry point still gives its one-line error and exit 2 after the restart.
+  # The shim itself restarts (a sitecustomize reports each interpreter start's GLIBC_TUNABLES), and the entry point
+  # still gives its one-line error and exit 2 after the restart.
   monkeypatch.delenv("GLIBC_TUNABLES")
+  (tmp_path / "sitecustomize.py").write_text("import os, sys\nprint('start', os.environ.get('GLIBC_TUNABLES'), "
+                                             "file=sys.stderr)\n")
+  monkeypatch.setenv("PYTHONPATH", str(tmp_path))
   bad = run_python("-m", "tinynet_jax.main", "--workdir=/nonexistent/x")
-  assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("python -m tinynet_jax.main: error:")
+  lines = bad.stderr.strip().splitlines()
+  assert [line for line in lines if line.startswith("start ")] == ["start None", f"start {allocator.TUNABLES}"]
+  assert bad.returncode == 2 and lines[-1].startswith("python -m tinynet_jax.main: error:")

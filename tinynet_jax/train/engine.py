@@ -62,7 +62,8 @@ def resident_dataset(config, mesh) -> dict[str, jax.Array]:
 # fields no program depends on (the seed above all: a sweep model and its replicates, a look-ahead compile and the
 # run it prepares), so that such an engine neither traces nor compiles again; with them its abstract state. A
 # few: each holds device code. 4 entries a network (init, a train step, eval, the abstract state), so the last 10
-# networks: the demo's 6 random models and 3 speculatively compiled formula models, then the replicates.
+# networks: the demo's 6 random models until their replicates, and off CPU 3 speculatively compiled formula
+# models beside them.
 _PROGRAMS: collections.OrderedDict = collections.OrderedDict()
 _PROGRAMS_LOCK = threading.Lock()
 PROGRAMS_KEPT = 40
