@@ -37,6 +37,18 @@ class _QuietMissingMetrics(logging.Filter):
 _QUIET = _QuietMissingMetrics()
 
 
+def _one_copy_per_array_on_cpu() -> None:
+  """On a CPU backend every replica of an array lives in the same host memory, so save one copy: Orbax's
+  replica-parallel saving (its default off GPU) slices each replicated array per device with eager ops compiled
+  per shape, and the first save of 200 differently shaped leaves on 8 (fake) CPU devices took 8.9 s instead of
+  0.35 s. This replaces Orbax's handler for jax.Array in its global registry, once, and only on CPU."""
+  if jax.default_backend() != "cpu":
+    return
+  if getattr(ocp.type_handlers.get_type_handler(jax.Array), "_use_replica_parallel", False):
+    ocp.type_handlers.register_type_handler(jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False),
+                                            override=True)
+
+
 def _ranking(metric: str):
   """The best-checkpoint order: higher `metric`, then the earlier step (so a later tie does not replace it)."""
   return lambda metrics: (float(metrics[metric]), -int(metrics["step"]))
@@ -58,6 +70,7 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(create=create, enable_async_checkpointing=async_save, best_fn=ranking,
                                            best_mode="max", preservation_policy=preserve)
     logging.getLogger("absl").addFilter(_QUIET)  # a filter added twice is kept once
+    _one_copy_per_array_on_cpu()
     self.best_metric = best_metric
     self.directory = Path(workdir).absolute() / CHECKPOINT_DIR
     self.manager = ocp.CheckpointManager(self.directory, options=options,

@@ -349,8 +349,9 @@ def run_sweep(config, workdir: str | Path, *, train_fn: Callable = train_and_eva
     if speculate is None:
       # On an accelerator the host is idle while the device trains, so a guess costs nothing. On a CPU the guess
       # competes with the replicates' training for the same cores and is wasted whenever a replicate reorders a
-      # level (the demo's seed sigma is ~12 points; its guess misses): its 3 replicates took 58 s with the guess
-      # compiling beside them, 21 s without, and the formula models' compile after them 56 s vs 43 s.
+      # level (the demo's does: its second seed takes a level's best below the runner-up): its 3 replicates took
+      # 58 s with the guess compiling beside them, 21 s without, and the formula models' compile after them 56 s
+      # vs 43 s.
       speculate = jax.default_backend() != "cpu"
     if whole and s.replicates:
       if s.formula_models and speculate:  # the fit after replicates often picks the same points: compile them

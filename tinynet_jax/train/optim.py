@@ -75,7 +75,7 @@ def make_optimizer(config, lengths: ScheduleLengths) -> tuple[optax.GradientTran
   base_lr = config.lr * config.batch_size / config.lr_batch_size  # linear scaling with the global batch
   schedule = step_decay_schedule(base_lr=base_lr, warmup=lengths.warmup, warmup_lr=config.warmup_lr,
                                  decay=lengths.decay, decay_rate=config.decay_rate)
-  flat = config.get("flat_optimizer", False)
+  flat = config.get("flat_optimizer", False)  # absent from the configs saved by runs before the field
   if config.optimizer == "rmsprop_tf":
     tx = rmsprop_tf(schedule, decay=config.rms_decay, momentum=config.momentum, eps=config.opt_eps,
                     weight_decay=config.weight_decay, flat=flat)
