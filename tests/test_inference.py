@@ -41,14 +41,15 @@ def timm_checkpoint(tmp_path_factory):
   return model, root / "converted"
 
 
-def test_predict_gives_timms_top5_on_the_same_weights_and_preprocessing(timm_checkpoint, run_module, tmp_path):
+def test_predict_gives_timms_top5_on_the_same_weights_and_preprocessing(timm_checkpoint, cli, tmp_path):
+  # In this process (conftest's `cli`): the JSON and the table runs share the model's compiled program.
   import torch
   from tinynet_jax.inference import preprocess
   timm_net, converted = timm_checkpoint
   images = [_png(tmp_path / "a.png", seed=1), _png(tmp_path / "b.png", size=(140, 100), seed=2)]
-  result = run_module("tinynet_jax.predict", "--checkpoint", converted, *images, "--json")
-  assert result.returncode == 0, result.stderr
-  ours = json.loads(result.stdout)
+  code, out, err = cli("tinynet_jax.predict", "--checkpoint", converted, *images, "--json")
+  assert code == 0, err
+  ours = json.loads(out)
   pixels = preprocess([str(p) for p in images], 106)  # timm's eval transform, as predict applies it
   with torch.no_grad():
     theirs = torch.softmax(timm_net(torch.from_numpy(pixels).permute(0, 3, 1, 2)), dim=-1).numpy()
@@ -57,8 +58,8 @@ def test_predict_gives_timms_top5_on_the_same_weights_and_preprocessing(timm_che
     assert top == list(np.argsort(-probabilities)[:5])
     np.testing.assert_allclose([t["probability"] for t in entry["top"]], probabilities[top], atol=1e-5)
     assert entry["top"][0]["name"].startswith("n0")  # an ImageNet wnid, from TFDS's label file
-  table = run_module("tinynet_jax.predict", "--checkpoint", converted, images[0])
-  assert table.returncode == 0 and "1. " in table.stdout and "5. " in table.stdout
+  code, out, _ = cli("tinynet_jax.predict", "--checkpoint", converted, images[0])
+  assert code == 0 and "1. " in out and "5. " in out
 
 
 class Toy(nn.Module):
@@ -119,13 +120,14 @@ def test_gradcam_equals_relu_cam_for_a_pooled_linear_classifier():
   np.testing.assert_allclose(grad, relu, atol=1e-4)
 
 
-def test_cam_cli_writes_one_and_two_panel_pictures(timm_checkpoint, run_module, tmp_path):
+def test_cam_cli_writes_one_and_two_panel_pictures(timm_checkpoint, cli, tmp_path):
+  # In this process (conftest's `cli`: the tool's entry point), so the two runs share one model's compiled programs.
   _, converted = timm_checkpoint
   image = _png(tmp_path / "x.png")
   for checkpoints, name in (([converted], "one.png"), ([converted, converted], "two.png")):
     args = [a for c in checkpoints for a in ("--checkpoint", c)]
-    result = run_module("tinynet_jax.cam", *args, image, "--out", tmp_path / name, "--method", "gradcam")
-    assert result.returncode == 0, result.stderr
+    code, _, err = cli("tinynet_jax.cam", *args, image, "--out", tmp_path / name, "--method", "gradcam")
+    assert code == 0, err
     assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
