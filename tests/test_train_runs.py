@@ -153,10 +153,10 @@ def test_device_resident_data_resumes_exactly_and_ignores_the_device_count(tmp_p
 
 def test_the_quickstart_model_learns_digits_to_90_percent(tmp_path):
   """Real learning on real data: the README's quickstart run (TinyNet-E at 30 px on the embedded digits, 359
-  held-out images), cut from 264 to 200 steps."""
+  held-out images), cut from 264 to 150 steps (96.7% raw and EMA top-1 on this CPU)."""
   args = ["-m", "tinynet_jax.main", "--config=configs/train.py:model=tinynet_e,dataset=digits,runlocal",
-          f"--workdir={tmp_path}", "--config.total_steps=200",
-          "--config.log_every_steps=50", "--config.checkpoint_every_steps=200"]
+          f"--workdir={tmp_path}", "--config.total_steps=150",
+          "--config.log_every_steps=50", "--config.checkpoint_every_steps=150"]
   code, _, err = finish(start(args, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=1"}))
   assert code == 0, err
   final = json.loads((tmp_path / "final_metrics.json").read_text())
