@@ -264,12 +264,19 @@ def run_sweep(config, workdir: str | Path, *, train_fn: Callable = train_and_eva
   with ``preempted`` stops the sweep (the tests pass a fake one to check the bookkeeping without training).
   `compile_fn(train_config)` compiles the next model ahead (`LookAhead`); by default `train.compile_for` when
   the real trainer runs with the compilation cache on, else nothing. `speculate`: also compile the formula models
-  of the fit before replicates while the replicates train; by default only off CPU (see below).
+  of the fit before replicates while the replicates train; by default only off CPU.
   """
   # Everything that can be wrong with the request is checked before anything is written.
   check_sweep_config(config, jax.process_count(), jax.device_count())
   if compile_fn is None and train_fn is train_and_evaluate and config.sweep.compilation_cache:
     compile_fn = compile_for
+  if speculate is None:
+    # On an accelerator the host is idle while the device trains, so a guess costs nothing. On a CPU the guess
+    # competes with the replicates' training for the same cores and is wasted whenever a replicate reorders a
+    # level (the demo's does: its second seed takes a level's best below the runner-up): its 3 replicates took
+    # 58 s with the guess compiling beside them, 21 s without, and the formula models' compile after them 56 s
+    # vs 43 s.
+    speculate = jax.default_backend() != "cpu"
   s = config.sweep
   plan = make_plan(config)
   selected = sampler.select(plan.models, index=config.index, shard=config.shard)
@@ -346,13 +353,6 @@ def run_sweep(config, workdir: str | Path, *, train_fn: Callable = train_and_eva
             f"When all are, run: python -m tinynet_jax.analyze {workdir}", file=sys.stderr)
       return {"complete": False, "missing": missing}
     rows = read_results(results)
-    if speculate is None:
-      # On an accelerator the host is idle while the device trains, so a guess costs nothing. On a CPU the guess
-      # competes with the replicates' training for the same cores and is wasted whenever a replicate reorders a
-      # level (the demo's does: its second seed takes a level's best below the runner-up): its 3 replicates took
-      # 58 s with the guess compiling beside them, 21 s without, and the formula models' compile after them 56 s
-      # vs 43 s.
-      speculate = jax.default_backend() != "cpu"
     if whole and s.replicates:
       if s.formula_models and speculate:  # the fit after replicates often picks the same points: compile them
         first_rows = list(rows)
